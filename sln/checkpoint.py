@@ -1,0 +1,73 @@
+"""Checkpoints: one safetensors file (tensors + JSON metadata), no pickle, atomic writes.
+
+Layout of `checkpoint.safetensors`:
+  tensors  "model.<name>"            model parameters and buffers (incl. homeostatic boost)
+           "optim.<i>.<name>"        Adam moments of parameter i (resume only)
+  metadata "format"  = "sln-checkpoint-v1"
+           "config"  = SLNConfig as JSON       (enough to rebuild the model)
+           "train"   = training state as JSON  (epoch, optimizer hyper-params, history)
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import SLNConfig
+from .model import SLN
+
+FORMAT = "sln-checkpoint-v1"
+
+
+def save_checkpoint(path: str | Path, model: SLN, optimizer: torch.optim.Optimizer | None = None,
+                    train_state: dict[str, Any] | None = None) -> None:
+    path = Path(path)
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    opt_groups = None
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        for i, st in sd["state"].items():
+            for name, val in st.items():
+                tensors[f"optim.{i}.{name}"] = torch.as_tensor(val).detach().clone().contiguous()
+        opt_groups = sd["param_groups"]
+    meta = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict()),
+            "train": json.dumps({**(train_state or {}), "optimizer_groups": opt_groups})}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def _read(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train one with `python train.py --out DIR`")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{path} is not an SLN checkpoint (format {meta.get('format')!r}, want {FORMAT})")
+        return meta, {k: f.get_tensor(k) for k in f.keys()}
+
+
+def load_checkpoint(path: str | Path) -> tuple[SLN, dict[str, Any]]:
+    """-> model in eval mode (boost frozen), training state dict."""
+    meta, tensors = _read(path)
+    model = SLN(SLNConfig.from_dict(json.loads(meta["config"])))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    model.eval()
+    return model, json.loads(meta["train"])
+
+
+def load_optimizer_state(path: str | Path, optimizer: torch.optim.Optimizer) -> None:
+    meta, tensors = _read(path)
+    groups = json.loads(meta["train"])["optimizer_groups"]
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, name = k.split(".", 2)
+            state.setdefault(int(i), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -1,0 +1,7 @@
+"""python train.py --dataset mnist --model sln-small --epochs 10  (see `python train.py -h`)."""
+import sys
+
+from sln.train_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
