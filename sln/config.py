@@ -7,8 +7,9 @@ it as JSON so any tool can rebuild the model without pickle.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -16,9 +17,10 @@ class SLNConfig:
     # --- input ---------------------------------------------------------------
     # An image enters as a sequence: each step sees `rows_per_step` image rows
     # flattened (so input_size = width * rows_per_step, steps = height / rows).
-    # Fewer, wider steps cut the per-step elementwise work and the Python/C loop
-    # overhead; see docs/DESIGN.md for the measurement that chose 4 rows (7 steps).
-    input_size: int = 112
+    # Fewer, wider steps cut the per-step elementwise work, the recurrent reads and the
+    # loop overhead; 7 rows per step (4 steps) trained best after 1 epoch of the widths
+    # measured (docs/DESIGN.md), so input_size = 28 * 7 = 196.
+    input_size: int = 196
     n_classes: int = 10
     # --- liquid population(s) ---------------------------------------------
     n_neurons: int = 512          # population size N per layer
@@ -37,6 +39,16 @@ class SLNConfig:
     batch_size: int = 128
     epochs: int = 10
     seed: int = 0
+    # random image translation by up to this many pixels during training (0 = off); a
+    # standard MNIST regulariser, applied identically to every model family we compare
+    augment_shift: int = 0
+    # sequence tasks (sln/sequence_tasks.py): each training batch drops a random share in
+    # [0, train_drop) of its time steps and passes the true elapsed dt (irregular-sampling
+    # augmentation); 0 = train on the regular sequences. Ignored by the image trainer.
+    train_drop: float = 0.0
+    # wall-clock training budget in seconds (0 = train for `epochs`); the character LM uses it
+    # for its equal-time comparison with the GPT baseline (sln/lm.py). Ignored by the image trainer.
+    time_budget_s: float = 0.0
     # free-form tag of where the config came from (registry name)
     name: str = "custom"
 
@@ -48,14 +60,14 @@ class SLNConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SLNConfig":
+    def from_dict(cls, d: dict[str, Any]) -> SLNConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown config fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
-    def replace(self, **overrides: Any) -> "SLNConfig":
+    def replace(self, **overrides: Any) -> SLNConfig:
         known = {f.name for f in dataclasses.fields(self)}
         bad = set(overrides) - known
         if bad:

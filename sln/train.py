@@ -36,13 +36,30 @@ class RunOptions:
     limit_train: int | None = None   # use the first n training images (tests, smoke runs)
     limit_test: int | None = None
     progress: bool = True
+    stop_after_epoch: int | None = None  # end this run early (simulates an interruption; tests)
+    threads: int | None = None           # torch intra-op threads (default: all cores)
 
 
 def lr_at(step: int, total: int, base: float, warmup: int = 100) -> float:
-    """Linear warm-up then cosine decay to 0."""
+    """Linear warm-up (100 steps, at most a tenth of the run) then cosine decay to 0."""
+    warmup = min(warmup, total // 10)
     if step < warmup:
         return base * (step + 1) / warmup
     return 0.5 * base * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup))))
+
+
+def random_shift(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image (B, H, W) by its own random (dy, dx) in [-s, s], zero-filled."""
+    if max_shift <= 0:
+        return images
+    B, H, W = images.shape
+    s = max_shift
+    padded = torch.nn.functional.pad(images, (s, s, s, s))                 # (B, H+2s, W+2s)
+    dy, dx = (torch.randint(0, 2 * s + 1, (2, B), generator=gen))
+    rows = (dy[:, None] + torch.arange(H)[None])                            # (B, H)
+    cols = (dx[:, None] + torch.arange(W)[None])                            # (B, W)
+    out = padded.gather(1, rows[:, :, None].expand(B, H, W + 2 * s))        # (B, H, W+2s)
+    return out.gather(2, cols[:, None, :].expand(B, H, W))                  # (B, H, W)
 
 
 @torch.no_grad()
@@ -70,7 +87,7 @@ def evaluate(model: SLN, images: np.ndarray, labels: np.ndarray, batch_size: int
 
 
 def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     xtr, ytr = load_split(opts.dataset, "train", opts.data_dir, opts.limit_train)
@@ -116,7 +133,7 @@ def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
             for grp in opt.param_groups:
                 grp["lr"] = lr_at(step, total, cfg.lr)
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = images_to_sequence(xtr_t[idx], cfg.input_size)
+            x = images_to_sequence(random_shift(xtr_t[idx], cfg.augment_shift, g), cfg.input_size)
             y = ytr_t[idx]
             logits, act = model(x, return_activity=True)
             loss = F.cross_entropy(logits, y)
@@ -137,6 +154,8 @@ def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
               + "  never fired " + " ".join(f"L{i}={100 * d:.1f}%" for i, d in enumerate(ev["dead_fraction"]))
               + f"  ({secs:.0f} s train)")
         save_checkpoint(ckpt, model, opt, {"epoch": epoch + 1, "history": history, "dataset": opts.dataset})
+        if opts.stop_after_epoch is not None and epoch + 1 >= opts.stop_after_epoch:
+            break
 
     last = history[-1] if history else evaluate(model, xte, yte)
     metrics = {

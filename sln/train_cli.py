@@ -10,8 +10,9 @@ import dataclasses
 import json
 import sys
 import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .config import SLNConfig, get_config, list_models
 
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test examples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     g = p.add_argument_group("model/training config overrides (default: the named model's value)")
     hints = typing.get_type_hints(SLNConfig)
     for f in dataclasses.fields(SLNConfig):
@@ -80,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
     opts = RunOptions(dataset=args.dataset, out=out, data_dir=args.data_dir, resume=args.resume,
-                      limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress)
+                      limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
+                      threads=args.threads)
     metrics = trainers[args.dataset](cfg, opts)
     summary = {k: metrics[k] for k in ("dataset", "model", "epochs", "test_accuracy", "active_fraction",
                                        "dead_fraction", "params", "seconds_per_epoch") if k in metrics}
