@@ -39,9 +39,10 @@ class SLNConfig:
     batch_size: int = 128
     epochs: int = 10
     seed: int = 0
-    # random image translation by up to this many pixels during training (0 = off); a
-    # standard MNIST regulariser, applied identically to every model family we compare
-    augment_shift: int = 0
+    # random image translation by up to this many pixels during training (0 = off). Without
+    # it sln-small fit MNIST's training set to a loss of 0.002 and stalled at 97.9 % test;
+    # with 2 px it reached 98.4 % by epoch 9 (docs/DESIGN.md). Same recipe for every family.
+    augment_shift: int = 2
     # sequence tasks (sln/sequence_tasks.py): each training batch drops a random share in
     # [0, train_drop) of its time steps and passes the true elapsed dt (irregular-sampling
     # augmentation); 0 = train on the regular sequences. Ignored by the image trainer.
@@ -100,7 +101,7 @@ def get_config(name: str, **overrides: Any) -> SLNConfig:
 # dense parameter count follows N^2, which is what bounds microcontroller flash.
 @register
 def sln_tiny() -> SLNConfig:
-    # sized for a Cortex-M4: ~192 k weights, ~190 kB as int8
+    # sized for a Cortex-M4: 235 k weights, a 249 kB int8 model file (docs/MCU.md)
     return SLNConfig(n_neurons=256, active_frac=0.03)
 
 

@@ -1,0 +1,7 @@
+"""python export.py --checkpoint PATH --out DIR  (int8 export for the C runtime; see `python export.py -h`)."""
+import sys
+
+from sln.export import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Shared, cached artefacts for the int8 / C runtime / MCU tests (no conftest needed).
+
+One small sln-tiny-shaped model is trained on a real MNIST slice, exported, and the C
+programs are built once per pytest process (functools caches); everything lives in a temp
+folder removed at exit. Nothing here depends on runs/ existing.
+"""
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import functools
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "runtime"
+N_TRAIN, EPOCHS, N_CALIB, N_TEST = 6000, 2, 1000, 1000
+
+
+@dataclass
+class Artifacts:
+    root: Path                 # temp folder
+    checkpoint: Path
+    export_dir: Path           # model.sln, sln_model_data.[ch], export_report.json
+    model_file: Path
+    report: dict
+    images: np.ndarray         # uint8 (N_TEST, 28, 28) real MNIST test images
+    labels: np.ndarray
+    images_idx: Path           # the same as uncompressed IDX files (for the C programs)
+    labels_idx: Path
+
+
+def write_idx(path: Path, arr: np.ndarray) -> None:
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    path.write_bytes(bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes())
+
+
+@functools.cache
+def artifacts() -> Artifacts:
+    import torch
+
+    from sln.config import SLNConfig
+    from sln.data import load_split
+    from sln.export import export
+    from sln.train_cli import main as train_main
+
+    root = Path(tempfile.mkdtemp(prefix="sln-int8-test-"))
+    atexit.register(shutil.rmtree, root, True)
+    torch.manual_seed(0)
+    run = root / "run"
+    args = ["--model", "sln-tiny", "--epochs", str(EPOCHS), "--limit-train", str(N_TRAIN),
+            "--limit-test", "200", "--out", str(run), "--no-progress"]
+    if "augment_shift" in {f.name for f in dataclasses.fields(SLNConfig)}:
+        args += ["--augment-shift", "0"]   # learns faster in 2 short epochs; irrelevant to int8
+    rc = train_main(args)
+    assert rc in (0, None), f"training the test model failed ({rc})"
+    ckpt = run / "checkpoint.safetensors"
+    exp = root / "export"
+    report = export(ckpt, exp, calib=N_CALIB, eval_limit=N_TEST)
+    images, labels = load_split("mnist", "test", limit=N_TEST)
+    write_idx(root / "images.idx", images)
+    write_idx(root / "labels.idx", labels)
+    return Artifacts(root, ckpt, exp, exp / "model.sln", report, images, labels,
+                     root / "images.idx", root / "labels.idx")
+
+
+@functools.cache
+def build(target: str) -> Path:
+    """`make <target>` of runtime/ into a private build folder -> path of the program."""
+    out = artifacts().root / "build"
+    r = subprocess.run(["make", "-C", str(RUNTIME), f"BUILD={out}", target], capture_output=True, text=True)
+    assert r.returncode == 0, f"make {target} failed:\n{r.stdout}\n{r.stderr}"
+    return out / {"host": "sln_cli", "asan": "sln_cli_asan"}[target]
+
+
+def run_cli(program: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99",
+               UBSAN_OPTIONS="halt_on_error=1:exitcode=98:print_stacktrace=1")
+    return subprocess.run([str(program), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def parse_dump(stdout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sln_cli --dump output -> predictions (n,), logits (n, C), winners (n, L*T*k)."""
+    preds, logits, winners = [], [], []
+    for line in stdout.splitlines():
+        f = line.split()
+        if f[0] == "logits":
+            logits.append([int(v) for v in f[2:]])
+        elif f[0] == "winners":
+            winners.append([int(v) for v in f[2:]])
+        elif f[0].isdigit():
+            preds.append(int(f[1]))
+    return np.array(preds), np.array(logits, np.int64), np.array(winners, np.int64)
