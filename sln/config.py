@@ -22,6 +22,9 @@ class SLNConfig:
     # measured (docs/DESIGN.md), so input_size = 28 * 7 = 196.
     input_size: int = 196
     n_classes: int = 10
+    # "classify": logits from the mean of the top layer's output over all steps (images,
+    # time series; sln/model.py); "lm": next-character logits at every step (sln/lm.py)
+    task: str = "classify"
     # --- liquid population(s) ---------------------------------------------
     n_neurons: int = 512          # population size N per layer
     n_layers: int = 1             # stacked liquid populations; layer l>0 reads layer l-1's sparse output
@@ -39,7 +42,7 @@ class SLNConfig:
     batch_size: int = 128
     epochs: int = 10
     seed: int = 0
-    # random image translation by up to this many pixels during training (0 = off). Without
+    # image datasets only: random translation by up to this many pixels in training (0 = off). Without
     # it sln-small fit MNIST's training set to a loss of 0.002 and stalled at 97.9 % test;
     # with 2 px it reached 98.4 % by epoch 9 (docs/DESIGN.md). Same recipe for every family.
     augment_shift: int = 2
@@ -85,11 +88,20 @@ def register(fn: Callable[[], SLNConfig]) -> Callable[[], SLNConfig]:
     return fn
 
 
+def _register_task_configs() -> None:
+    """Import the task modules whose configs live beside their trainers (time series, LM), so
+    the registry is the same whatever the caller imported first."""
+    import importlib
+    importlib.import_module("sln.sequence_tasks")
+
+
 def list_models() -> list[str]:
+    _register_task_configs()
     return sorted(_REGISTRY)
 
 
 def get_config(name: str, **overrides: Any) -> SLNConfig:
+    _register_task_configs()
     if name not in _REGISTRY:
         raise KeyError(f"unknown model {name!r}; known models: {', '.join(list_models())}")
     cfg = _REGISTRY[name]()

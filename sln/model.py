@@ -27,6 +27,8 @@ class Activity:
 class SLN(nn.Module):
     def __init__(self, cfg: SLNConfig) -> None:
         super().__init__()
+        if cfg.task != "classify":
+            raise ValueError(f"SLN is the classifier; config task {cfg.task!r} needs create_model(name)")
         self.cfg = cfg
         sizes = [cfg.input_size] + [cfg.n_neurons] * cfg.n_layers
         self.cells = nn.ModuleList(
@@ -81,9 +83,16 @@ class SLN(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def create_model(name: str, **overrides) -> SLN:
-    """Build a registered model by name; unknown names fail listing the known ones."""
-    return SLN(get_config(name, **overrides))
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a registered model by name; unknown names fail listing the known ones.
+
+    task "classify" -> SLN; task "lm" -> sln.lm.SLNLM (per-step next-character readout).
+    """
+    cfg = get_config(name, **overrides)
+    if cfg.task == "lm":
+        from .lm import SLNLM
+        return SLNLM(cfg)
+    return SLN(cfg)
 
 
 def images_to_sequence(images: torch.Tensor, input_size: int) -> torch.Tensor:

@@ -1,0 +1,322 @@
+r"""UCR/UEA time-series classification sets: a `.ts` reader, offline fetch, irregular sampling.
+
+Data source. The sets ship as text files inside PyPI's `sktime==1.2.0` wheel under
+`sktime/datasets/data/<Name>/<Name>_{TRAIN,TEST}.ts`. The wheel is fetched with
+`pip download --no-deps` (sktime is never installed or imported), only the needed `.ts`
+files are extracted, each is checked against its SHA-256 below and cached under
+`$SLN_DATA/ucr/<Name>/` (default `~/.cache/sln`). Already-cached files are re-verified on
+every load; a missing, altered or malformed file raises `DataError` / `TSFormatError`
+saying what to do.
+
+The `.ts` format (sktime/UEA) as read here:
+    % or # lines          comments
+    @problemName NAME     header lines, one per key, before @data
+    @timeStamps false     (true -- "(t,v)" tuples -- is rejected with a clear error)
+    @univariate, @dimensions D, @equalLength, @seriesLength T, @missing
+    @classLabel true A B  the class names; a label must be one of them
+    @data
+    v,v,v,...:v,v,...:LABEL   one case per line: D dimensions separated by ':', values by
+                              ',', the class label last; '?' is a missing value (NaN)
+
+Normalisation (`normalise`): per-channel z-score with statistics of the *training* split
+(mean/std over every training series and time step of that channel), applied to both
+splits. Series are deliberately not z-normalised one by one: in BasicMotions the amplitude
+of the signal is what tells resting from running. The univariate UCR sets (GunPoint,
+ItalyPowerDemand) are already z-normalised per series by the archive, so for them the
+per-channel step only rescales slightly. Missing values become 0 after normalisation
+(the channel mean). Variable-length sets (JapaneseVowels, 7-29 steps) are right-padded
+with zeros and carry their true lengths; models average only over valid steps.
+
+Irregular sampling (`drop_steps`): keep a random subset of the steps of each series (the
+first step always kept, order kept) and report for every kept step the true elapsed time
+since the previous kept one, in units of the original sampling interval (the first kept
+step is 1 after the zero initial state, as in a regular sequence). The liquid cell takes
+this as its dt; "without dt" means passing 1.0 for every kept step.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import DataError, default_data_dir
+
+SKTIME = "sktime==1.2.0"
+WHEEL_PREFIX = "sktime/datasets/data/"
+
+# --dataset name -> (archive name, {split: sha256 of the .ts file as shipped in sktime 1.2.0})
+DATASETS: dict[str, tuple[str, dict[str, str]]] = {
+    "basicmotions": ("BasicMotions", {
+        "TRAIN": "8dc43cc6306cb679c888c01e26f91772ac4441a916da43bac8b79734a538b9d6",
+        "TEST": "79213102bc6fca1a398ad98ce1185dff0208fa3d1465e687f48288946b0ff8dc"}),
+    "japanesevowels": ("JapaneseVowels", {
+        "TRAIN": "68a430eabd919cc77f40b1f5f3bc0dcafacc1486bca9260785aeb7d262cc78cd",
+        "TEST": "b3d41d6a0ca3bcad3afb9ca7d4365382aa51341e2e58bae2a574babdda5b9462"}),
+    "gunpoint": ("GunPoint", {
+        "TRAIN": "f842401779fd9800d247d8b33121a1a4643710a19b24917dbdd9a060ca8630d5",
+        "TEST": "79332750788a6227b325b96bd0d70130c8eb707b9731f8d7dec62b7a7d36017e"}),
+    "italypowerdemand": ("ItalyPowerDemand", {
+        "TRAIN": "341269cb7e6cef96846b30e774580beec79addb93848ba360145219115a74b7c",
+        "TEST": "26122451f87dd0387ef90b18bc8a86c041371b8a1c068004922b939971247144"}),
+}
+
+
+class TSFormatError(DataError):
+    """A `.ts` file is malformed (bad header, ragged dimensions, unknown label, ...)."""
+
+
+@dataclass
+class TSData:
+    """A parsed `.ts` file."""
+    series: list[np.ndarray]            # per case: float32 (D, T_i); NaN = missing
+    labels: np.ndarray                  # int64 (n,), index into class_names
+    class_names: list[str]
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_dims(self) -> int:
+        return self.series[0].shape[0]
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.array([s.shape[1] for s in self.series], dtype=np.int64)
+
+
+def _parse_value(tok: str, where: str) -> float:
+    tok = tok.strip()
+    if tok == "?":
+        return math.nan
+    try:
+        return float(tok)
+    except ValueError:
+        raise TSFormatError(f"{where}: {tok[:30]!r} is not a number (nor '?' for missing)") from None
+
+
+def parse_ts(text: str, name: str = "<ts>", class_names: list[str] | None = None) -> TSData:
+    """Parse the text of a `.ts` file. `class_names` fixes the label order (use the TRAIN file's).
+
+    Raises TSFormatError with the file name and line number on anything malformed.
+    """
+    meta: dict[str, str] = {}
+    labels_decl: list[str] | None = None
+    series: list[np.ndarray] = []
+    raw_labels: list[str] = []
+    in_data = False
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        where = f"{name}:{lineno}"
+        if not line or line[0] in "%#":
+            continue
+        if not in_data:
+            if not line.startswith("@"):
+                raise TSFormatError(f"{where}: expected a '@key value' header line or '@data' before the data, "
+                                    f"got {line[:40]!r}")
+            key, _, value = line[1:].partition(" ")
+            key, value = key.lower(), value.strip()
+            if key == "data":
+                in_data = True
+                if meta.get("timestamps", "false").lower() == "true":
+                    raise TSFormatError(f"{name}: '@timeStamps true' files are not supported by this reader")
+                if meta.get("classlabel") is None:
+                    raise TSFormatError(f"{name}: no '@classLabel' header; this reader needs labelled data")
+                continue
+            if key == "classlabel":
+                parts = value.split()
+                if not parts or parts[0].lower() not in ("true", "false"):
+                    raise TSFormatError(f"{where}: '@classLabel' must be followed by true/false")
+                if parts[0].lower() == "false":
+                    raise TSFormatError(f"{where}: '@classLabel false' (unlabelled/regression) is not supported")
+                labels_decl = parts[1:]
+                if not labels_decl:
+                    raise TSFormatError(f"{where}: '@classLabel true' lists no class names")
+            meta[key] = value
+            continue
+        # data line: D dimensions separated by ':' then the label
+        fields = line.split(":")
+        if len(fields) < 2:
+            raise TSFormatError(f"{where}: a data line needs 'values:label' (no ':' found)")
+        *dims, label = fields
+        label = label.strip()
+        assert labels_decl is not None
+        if label not in labels_decl:
+            raise TSFormatError(f"{where}: class label {label!r} is not among the declared {labels_decl}")
+        vals = [[_parse_value(t, where) for t in d.split(",")] for d in dims]
+        lens = {len(v) for v in vals}
+        if len(lens) != 1:
+            raise TSFormatError(f"{where}: dimensions have different lengths {sorted(lens)}")
+        series.append(np.asarray(vals, dtype=np.float32))  # (D, T)
+        raw_labels.append(label)
+    if not in_data:
+        raise TSFormatError(f"{name}: no '@data' line; not a .ts file (or truncated header)")
+    if not series:
+        raise TSFormatError(f"{name}: no cases after '@data' (file truncated?)")
+    n_dims = {s.shape[0] for s in series}
+    if len(n_dims) != 1:
+        raise TSFormatError(f"{name}: cases have different numbers of dimensions {sorted(n_dims)}")
+    D = n_dims.pop()
+    if "dimensions" in meta and int(meta["dimensions"]) != D:
+        raise TSFormatError(f"{name}: header says {meta['dimensions']} dimensions, data has {D}")
+    if meta.get("univariate", "").lower() == "true" and D != 1:
+        raise TSFormatError(f"{name}: header says univariate, data has {D} dimensions")
+    if meta.get("equallength", "").lower() == "true":
+        lens = {s.shape[1] for s in series}
+        want = int(meta["serieslength"]) if "serieslength" in meta else None
+        if len(lens) != 1 or (want is not None and lens != {want}):
+            raise TSFormatError(f"{name}: header says equal length {want}, data has lengths {sorted(lens)[:5]}")
+    if meta.get("missing", "").lower() == "false" and any(np.isnan(s).any() for s in series):
+        raise TSFormatError(f"{name}: header says no missing values but the data has '?'")
+    names = list(class_names) if class_names is not None else list(labels_decl or [])
+    try:
+        labels = np.array([names.index(lab) for lab in raw_labels], dtype=np.int64)
+    except ValueError as e:
+        raise TSFormatError(f"{name}: label not among the training classes {names}") from e
+    return TSData(series, labels, names, meta)
+
+
+def read_ts(path: str | Path, class_names: list[str] | None = None) -> TSData:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise TSFormatError(f"{path}: not UTF-8 text ({e}); not a .ts file") from e
+    return parse_ts(text, str(path), class_names)
+
+
+# --- fetching -----------------------------------------------------------------------------
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _fetch_wheel_files(archive_names: list[str], dest: Path) -> None:
+    """pip download the sktime wheel (no deps, never installed) and extract only these files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, SKTIME]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if r.returncode != 0 or not wheels:
+            raise DataError(f"time-series data not cached and `{' '.join(cmd[2:])}` failed "
+                            f"({r.stderr.strip()[-300:]}). Copy the .ts files into {dest} or pass --data-dir.")
+        with zipfile.ZipFile(wheels[0]) as z:
+            for member in archive_names:
+                target = dest / Path(member).name
+                part = target.with_suffix(".ts.part")
+                part.write_bytes(z.read(WHEEL_PREFIX + member))
+                os.replace(part, target)
+
+
+def ensure_ts(dataset: str, data_dir: Path | None = None) -> dict[str, Path]:
+    """-> {'TRAIN': path, 'TEST': path} of verified, cached .ts files (fetched if absent)."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown time-series dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    arch, sums = DATASETS[dataset]
+    folder = Path(data_dir or default_data_dir()) / "ucr" / arch
+    paths = {s: folder / f"{arch}_{s}.ts" for s in sums}
+    missing = [s for s, p in paths.items() if not p.is_file()]
+    if missing:
+        folder.mkdir(parents=True, exist_ok=True)
+        _fetch_wheel_files([f"{arch}/{arch}_{s}.ts" for s in missing], folder)
+    for s, p in paths.items():
+        digest = _sha256(p)
+        if digest != sums[s]:
+            raise DataError(f"{p}: checksum mismatch (sha256 {digest[:16]}..., expected {sums[s][:16]}...). "
+                            "Delete the file and run again to re-fetch it from the sktime wheel.")
+    return paths
+
+
+# --- tensors ------------------------------------------------------------------------------
+
+@dataclass
+class TSSplits:
+    """Padded, normalised tensors of both splits."""
+    x_train: torch.Tensor      # float32 (n, T, D), zero-padded after each series' length
+    len_train: torch.Tensor    # int64 (n,)
+    y_train: torch.Tensor      # int64 (n,)
+    x_test: torch.Tensor
+    len_test: torch.Tensor
+    y_test: torch.Tensor
+    class_names: list[str]
+    mean: np.ndarray           # (D,) training statistics used for normalisation
+    std: np.ndarray
+
+
+def pad(series: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """list of (D, T_i) -> normalised, zero-padded (n, T_max, D) and lengths (n,)."""
+    lens = np.array([s.shape[1] for s in series])
+    out = np.zeros((len(series), int(lens.max()), series[0].shape[0]), dtype=np.float32)
+    for i, s in enumerate(series):
+        z = (s.T - mean) / std                      # (T_i, D)
+        out[i, : s.shape[1]] = np.nan_to_num(z, nan=0.0)
+    return torch.from_numpy(out), torch.from_numpy(lens.astype(np.int64))
+
+
+def load_ts_dataset(dataset: str, data_dir: Path | None = None) -> TSSplits:
+    paths = ensure_ts(dataset, data_dir)
+    tr = read_ts(paths["TRAIN"])
+    te = read_ts(paths["TEST"], class_names=tr.class_names)
+    if te.n_dims != tr.n_dims:
+        raise TSFormatError(f"{dataset}: TRAIN has {tr.n_dims} dimensions, TEST {te.n_dims}")
+    allv = np.concatenate([s for s in tr.series], axis=1)   # (D, sum T_i)
+    mean = np.nanmean(allv, axis=1)
+    std = np.nanstd(allv, axis=1)
+    std = np.where(std > 1e-8, std, 1.0)
+    xtr, ltr = pad(tr.series, mean, std)
+    xte, lte = pad(te.series, mean, std)
+    return TSSplits(xtr, ltr, torch.from_numpy(tr.labels), xte, lte, torch.from_numpy(te.labels),
+                    tr.class_names, mean, std)
+
+
+def drop_steps(x: torch.Tensor, lengths: torch.Tensor, drop: float, generator: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Irregular resampling: drop a random share `drop` of each series' steps.
+
+    x (n, T, D), lengths (n,) -> x' (n, T', D), dt (n, T'), lengths' (n,), times (n, T').
+    Series i keeps max(1, round((1-drop)*len_i)) steps, always its first one, in order.
+    dt[i, j] = times[i, j] - times[i, j-1] (the true elapsed time, >= 1), dt[i, 0] = times[i, 0] + 1;
+    `times` is the original step index of each kept step. Padding has x = 0 and dt = 0 (dt = 0
+    leaves the liquid state unchanged); models must still mask padded steps from readouts.
+    """
+    if not 0.0 <= drop < 1.0:
+        raise ValueError(f"drop must be in [0, 1), got {drop}")
+    n, _, D = x.shape
+    keep_n = [max(1, int(round((1.0 - drop) * int(L)))) for L in lengths]
+    T2 = max(keep_n)
+    xo = torch.zeros(n, T2, D, dtype=x.dtype)
+    dto = torch.zeros(n, T2, dtype=x.dtype)
+    times = torch.zeros(n, T2, dtype=torch.long)
+    for i, L in enumerate(lengths.tolist()):
+        rest = torch.randperm(L - 1, generator=generator)[: keep_n[i] - 1] + 1 if L > 1 else torch.empty(0)
+        idx = torch.cat([torch.zeros(1, dtype=torch.long), torch.sort(rest.long()).values])
+        xo[i, : len(idx)] = x[i, idx]
+        prev = torch.cat([torch.full((1,), -1, dtype=torch.long), idx[:-1]])
+        dto[i, : len(idx)] = (idx - prev).to(x.dtype)
+        times[i, : len(idx)] = idx
+    return xo, dto, torch.tensor(keep_n, dtype=torch.long), times
+
+
+def nn1_euclidean_accuracy(dataset: str, data_dir: Path | None = None) -> float:
+    """The archives' straw-man baseline: 1-nearest-neighbour, squared Euclidean distance over all
+    channels of the raw (unnormalised) series, zero-padded to a common length; test accuracy."""
+    paths = ensure_ts(dataset, data_dir)
+    tr = read_ts(paths["TRAIN"])
+    te = read_ts(paths["TEST"], class_names=tr.class_names)
+    T = int(max(tr.lengths.max(), te.lengths.max()))
+
+    def flat(d: TSData) -> np.ndarray:          # (n, D*T) float64
+        out = np.zeros((len(d.series), d.n_dims, T))
+        for i, s in enumerate(d.series):
+            out[i, :, : s.shape[1]] = np.nan_to_num(s)
+        return out.reshape(len(d.series), -1)
+
+    a, b = flat(tr), flat(te)
+    d2 = (b * b).sum(1)[:, None] - 2 * b @ a.T + (a * a).sum(1)[None, :]     # (n_test, n_train)
+    return float((tr.labels[d2.argmin(1)] == te.labels).mean())
