@@ -107,6 +107,11 @@ static int check_requant(const uint8_t *mult, const uint8_t *shift, uint32_t n)
 
 sln_status sln_load(sln_model *m, const void *data, size_t len)
 {
+  return sln_load_kind(m, data, len, SLN_KIND_CLASSIFIER);
+}
+
+sln_status sln_load_kind(sln_model *m, const void *data, size_t len, uint32_t model_kind)
+{
   const uint8_t *b = (const uint8_t *)data;
   uint32_t file_size, n_tensors, table_off, i, l;
   uint32_t seen[SLN_MAX_LAYERS + 1];
@@ -118,6 +123,7 @@ sln_status sln_load(sln_model *m, const void *data, size_t len)
   if (rd_u32(b + SLN_HDR_MAGIC) != SLN_MAGIC) return SLN_ERR_MAGIC;
   if (rd_u32(b + SLN_HDR_VERSION) != SLN_VERSION) return SLN_ERR_VERSION;
   if (rd_u32(b + SLN_HDR_HEADER_SIZE) != SLN_HEADER_SIZE) return SLN_ERR_HEADER;
+  if (rd_u32(b + SLN_HDR_MODEL_KIND) != model_kind) return SLN_ERR_UNSUPPORTED; /* e.g. an LM given to sln_load */
   file_size = rd_u32(b + SLN_HDR_FILE_SIZE);
   if (file_size < SLN_HEADER_SIZE) return SLN_ERR_HEADER;
   if ((uint64_t)file_size > (uint64_t)len) return SLN_ERR_TRUNCATED;
@@ -288,29 +294,27 @@ static int32_t gate(const uint8_t *lut, int32_t v, int32_t F)
   return l0 + (int32_t)shr_floor((int64_t)(l1 - l0) * fr, s);
 }
 
-static void cell_step(const sln_model *m, const sln_layer *L, ws_layout *w, uint32_t l, const uint16_t *ev_idx,
-                      const int16_t *ev_val, int32_t n_ev)
+void sln_layer_step(const sln_model *m, uint32_t l, int16_t *h, uint16_t *wi, int16_t *wv, int32_t *n_win,
+                    int32_t *acc_in, int32_t *acc_rec, const uint16_t *ev_idx, const int16_t *ev_val, int32_t n_ev)
 {
+  const sln_layer *L = &m->layers[l];
   const uint32_t N = m->n_neurons, n2 = 2u * N, k = m->k;
-  int32_t *a = w->acc_in, *best = w->acc_rec;
-  int16_t *h = w->h[l];
-  uint16_t *wi = w->win_idx[l];
-  int16_t *wv = w->win_val[l];
+  int32_t *a = acc_in, *best = acc_rec;
   int64_t sum = 0, mean, inv;
   uint64_t sumsq = 0, stdv;
   uint32_t i, n;
   int sh_c = SLN_NORM_FRAC + SLN_GAMMA_FRAC - (int)L->h_frac;
 
   /* a = rq(W_in x) + rq(W_rec y_prev) + b, saturated (Q F) */
-  accumulate(w->acc_in, L->w_in, n2, ev_idx, ev_val, n_ev);
-  accumulate(w->acc_rec, L->w_rec, n2, wi, wv, *w->n_win[l]);
+  accumulate(acc_in, L->w_in, n2, ev_idx, ev_val, n_ev);
+  accumulate(acc_rec, L->w_rec, n2, wi, wv, *n_win);
   for (i = 0; i < n2; i++) {
     /* rq(0) = 0 exactly, so zero accumulators skip their requantisation */
     int64_t t = ld32(L->bias, i);
-    if (w->acc_in[i] != 0)
-      t += shr_round((int64_t)w->acc_in[i] * ld32(L->in_mult, i), (int)ld32(L->in_shift, i));
-    if (w->acc_rec[i] != 0)
-      t += shr_round((int64_t)w->acc_rec[i] * ld32(L->rec_mult, i), (int)ld32(L->rec_shift, i));
+    if (acc_in[i] != 0)
+      t += shr_round((int64_t)acc_in[i] * ld32(L->in_mult, i), (int)ld32(L->in_shift, i));
+    if (acc_rec[i] != 0)
+      t += shr_round((int64_t)acc_rec[i] * ld32(L->rec_mult, i), (int)ld32(L->rec_shift, i));
     a[i] = sat(t, -SLN_A_SAT, SLN_A_SAT);
   }
   /* LayerNorm statistics over u = a[0..N) */
@@ -352,7 +356,14 @@ static void cell_step(const sln_model *m, const sln_layer *L, ws_layout *w, uint
     wi[pos] = (uint16_t)i;
   }
   for (i = 0; i < k; i++) wv[i] = h[wi[i]];   /* y = h on the winners */
-  *w->n_win[l] = (int32_t)k;
+  *n_win = (int32_t)k;
+}
+
+static void cell_step(const sln_model *m, ws_layout *w, uint32_t l, const uint16_t *ev_idx, const int16_t *ev_val,
+                      int32_t n_ev)
+{
+  sln_layer_step(m, l, w->h[l], w->win_idx[l], w->win_val[l], w->n_win[l], w->acc_in, w->acc_rec, ev_idx, ev_val,
+                 n_ev);
 }
 
 sln_status sln_run(const sln_model *m, const uint8_t *input, size_t input_len, void *ws, size_t ws_len,
@@ -386,9 +397,9 @@ sln_status sln_run(const sln_model *m, const uint8_t *input, size_t input_len, v
     }
     for (l = 0; l < m->n_layers; l++) {
       if (l == 0u)
-        cell_step(m, &m->layers[0], &w, 0, w.ev_idx, w.ev_val, ne);
+        cell_step(m, &w, 0, w.ev_idx, w.ev_val, ne);
       else /* layer l reads layer l-1's winners of this step */
-        cell_step(m, &m->layers[l], &w, l, w.win_idx[l - 1], w.win_val[l - 1], *w.n_win[l - 1]);
+        cell_step(m, &w, l, w.win_idx[l - 1], w.win_val[l - 1], *w.n_win[l - 1]);
       if (winners != NULL)
         memcpy(winners + ((size_t)l * m->n_steps + t) * m->k, w.win_idx[l], m->k * sizeof(uint16_t));
     }

@@ -43,6 +43,17 @@ typedef struct sln_model {
  * offset is checked against `len`; on error *m is unusable and the status says why. */
 sln_status sln_load(sln_model *m, const void *data, size_t len);
 
+/* sln_load for a given header model_kind (SLN_KIND_*); sln_load(m, d, n) is
+ * sln_load_kind(m, d, n, SLN_KIND_CLASSIFIER). A file of another kind gives SLN_ERR_UNSUPPORTED. */
+sln_status sln_load_kind(sln_model *m, const void *data, size_t len, uint32_t model_kind);
+
+/* One step of liquid layer l (the spec's per-layer step), on caller-owned state: h (N) int16,
+ * the layer's last winners wi/wv (k) and their count *n_win (updated in place to this step's
+ * winners), scratch acc_in/acc_rec (2N int32 each), input events (ev_idx, ev_val, n_ev).
+ * No argument checks: used by sln_run and by the character-LM runtime (sln_lm.c). */
+void sln_layer_step(const sln_model *m, uint32_t l, int16_t *h, uint16_t *wi, int16_t *wv, int32_t *n_win,
+                    int32_t *acc_in, int32_t *acc_rec, const uint16_t *ev_idx, const int16_t *ev_val, int32_t n_ev);
+
 /* Bytes of workspace sln_run needs for this model. */
 size_t sln_workspace_size(const sln_model *m);
 

@@ -23,6 +23,11 @@
 #define SLN_HDR_N_STEPS 36u /* steps per sample (784 / input_size for MNIST) */
 #define SLN_HDR_N_TENSORS 40u /* entries in the tensor table */
 #define SLN_HDR_TABLE_OFFSET 44u /* byte offset of the tensor table */
+#define SLN_HDR_MODEL_KIND 48u /* 0 = classifier (sln_load); 1 = character LM (sln_lm_load, n_steps 1); was zero padding */
+
+/* model kinds (header field model_kind) */
+#define SLN_KIND_CLASSIFIER 0u
+#define SLN_KIND_CHAR_LM 1u
 
 /* tensor element types */
 #define SLN_DTYPE_INT8 1u /* 1 byte(s) */

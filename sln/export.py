@@ -49,6 +49,7 @@ HEADER_FIELDS: list[tuple[str, str]] = [
     ("n_steps", "steps per sample (784 / input_size for MNIST)"),
     ("n_tensors", "entries in the tensor table"),
     ("table_offset", "byte offset of the tensor table"),
+    ("model_kind", "0 = classifier (sln_load); 1 = character LM (sln_lm_load, n_steps 1); was zero padding"),
 ]
 HEADER_OFFSETS = {name: 4 * i for i, (name, _) in enumerate(HEADER_FIELDS)}
 
@@ -132,7 +133,10 @@ def _tensor_list(qm: QModel) -> list[tuple[int, str, np.ndarray]]:
     return out
 
 
-def to_bytes(qm: QModel) -> bytes:
+MODEL_KINDS = {"classifier": 0, "char_lm": 1}
+
+
+def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"]) -> bytes:
     tensors = _tensor_list(qm)
     table_off = HEADER_SIZE
     off = table_off + TABLE_ENTRY_SIZE * len(tensors)
@@ -151,7 +155,7 @@ def to_bytes(qm: QModel) -> bytes:
     vals = {"magic": MAGIC, "version": VERSION, "header_size": HEADER_SIZE, "file_size": off,
             "input_size": qm.input_size, "n_classes": qm.n_classes, "n_neurons": qm.n_neurons,
             "n_layers": qm.n_layers, "k": qm.k, "n_steps": qm.n_steps, "n_tensors": len(tensors),
-            "table_offset": table_off}
+            "table_offset": table_off, "model_kind": model_kind}
     header = struct.pack(f"<{len(HEADER_FIELDS)}I", *(vals[n] for n, _ in HEADER_FIELDS))
     header += b"\0" * (HEADER_SIZE - len(header))
     return header + b"".join(table) + b"".join(blobs)
@@ -224,6 +228,8 @@ def generate_c_header() -> str:
            "/* header fields: u32 little-endian at these byte offsets */"]
     for name, desc in HEADER_FIELDS:
         out.append(f"#define SLN_HDR_{name.upper()} {HEADER_OFFSETS[name]}u /* {desc} */")
+    out += ["", "/* model kinds (header field model_kind) */"]
+    out += [f"#define SLN_KIND_{name.upper()} {v}u" for name, v in MODEL_KINDS.items()]
     out += ["", "/* tensor element types */"]
     for name, (code, size, _) in DTYPES.items():
         out.append(f"#define SLN_DTYPE_{name.upper()} {code}u /* {size} byte(s) */")

@@ -1,0 +1,127 @@
+/* firmware_lm.c -- generate text with the int8 SLN character LM on a Cortex-M4 (QEMU
+ * mps2-an386). The model and its vocabulary are compiled in (sln_model_data.c, written by
+ * sln.quant_lm.export_lm) and parsed by the runtime's bounds-checked loader.
+ * Command line (qemu -semihosting-config ...,arg=...):
+ *     firmware_lm N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...
+ * Prints "tokens id id ..." (the host sln_lm_cli's line), "text <characters>", then
+ * "insn_ticks <T> tokens <N>" (SysTick ticks spent in sample + step over the N generated
+ * tokens; 40 guest instructions per tick under -icount shift=0), "insn_ticks_max",
+ * "calib", "stack_used" and "state" lines. */
+#include <stdint.h>
+#include <string.h>
+
+#include "semihost.h"
+#include "sln_lm.h"
+#include "sln_model_data.h"
+
+uint32_t sln_stack_used(void);
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define MAX_ARGS 64
+
+static uint32_t state[(SLN_MODEL_WORKSPACE_BYTES + 3u) / 4u];
+static int32_t logits[SLN_MODEL_N_CLASSES];
+static uint16_t cand[SLN_MODEL_N_CLASSES];
+static sln_model model;
+static char cmdline[512];
+
+static uint32_t ticks_since(uint32_t t0) { return (t0 - SYST_CVR) & 0xFFFFFFu; }
+
+static uint32_t parse_u32(const char *s)
+{
+  uint32_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
+  return v;
+}
+
+static int fail(const char *msg)
+{
+  semi_puts("error: ");
+  semi_puts(msg);
+  semi_puts("\n");
+  return 1;
+}
+
+static uint32_t calibrate(uint32_t n)
+{
+  uint32_t t0 = SYST_CVR;
+  __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n) : : "cc");
+  return ticks_since(t0);
+}
+
+int main(void)
+{
+  char *args[MAX_ARGS];
+  char ch[2] = {0, 0};
+  static char text[1024];
+  uint32_t nargs = 0, n_tok, i, a, total = 0, worst = 0, nt = 0, top_k;
+  int32_t temp_q8;
+  sln_rng rng;
+  int st;
+  char *p;
+
+  if (semi_cmdline(cmdline, sizeof cmdline) != 0) return fail("no command line");
+  for (p = cmdline; *p != '\0' && nargs < MAX_ARGS; p++) {
+    if (*p == ' ') continue;
+    args[nargs++] = p;
+    while (*p != '\0' && *p != ' ') p++;
+    if (*p == '\0') break;
+    *p = '\0';
+  }
+  if (nargs < 6) return fail("usage: firmware_lm N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...");
+  st = sln_lm_load(&model, sln_model_data, sln_model_data_len);
+  if (st != SLN_OK) return fail(sln_status_name(st));
+  if (sln_lm_state_size(&model) > sizeof state || model.n_classes > SLN_MODEL_N_CLASSES)
+    return fail("model does not match the generated sizes");
+  n_tok = parse_u32(args[1]);
+  temp_q8 = (int32_t)parse_u32(args[3]);
+  top_k = parse_u32(args[4]);
+  sln_rng_seed(&rng, parse_u32(args[2]));
+  sln_lm_reset(&model, state, sizeof state);
+  semi_puts("prompt ");
+  for (a = 5; a < nargs; a++) {
+    uint32_t id = parse_u32(args[a]);
+    st = sln_lm_step(&model, state, sizeof state, id, logits);
+    if (st != SLN_OK) return fail(sln_status_name(st));
+    ch[0] = sln_lm_vocab[id];
+    semi_puts(ch);
+  }
+  semi_puts("\n");
+  SYST_RVR = 0xFFFFFFu;
+  SYST_CVR = 0u;
+  SYST_CSR = 5u;
+  semi_puts("tokens");
+  for (i = 0; i < n_tok; i++) {
+    uint32_t t0 = SYST_CVR, dt, nxt;
+    nxt = sln_lm_sample(logits, model.n_classes, temp_q8, top_k, &rng, cand);
+    if (i + 1u < n_tok) {
+      st = sln_lm_step(&model, state, sizeof state, nxt, logits);
+      if (st != SLN_OK) return fail(sln_status_name(st));
+      dt = ticks_since(t0); /* one generated token = sample + step (the last one: sample only) */
+      total += dt;
+      nt++;
+      if (dt > worst) worst = dt;
+    }
+    semi_puts(" ");
+    semi_put_u32(nxt);
+    if (i < sizeof text - 1u) text[i] = sln_lm_vocab[nxt];
+  }
+  semi_puts("\ntext ");
+  semi_puts(text);
+  semi_puts("\ninsn_ticks ");
+  semi_put_u32(total);
+  semi_puts(" tokens ");
+  semi_put_u32(nt);
+  semi_puts("\ninsn_ticks_max ");
+  semi_put_u32(worst);
+  semi_puts("\ncalib 200000 insn ticks ");
+  semi_put_u32(calibrate(100000u));
+  semi_puts("\nstack_used ");
+  semi_put_u32(sln_stack_used());
+  semi_puts("\nstate ");
+  semi_put_u32((uint32_t)sln_lm_state_size(&model));
+  semi_puts("\n");
+  return 0;
+}

@@ -1,0 +1,230 @@
+"""int8 SLN character LM: Python integer reference == host C runtime == Cortex-M4 firmware under
+QEMU (same token ids for a fixed seed and prompt). A tiny LM (sln-lm-tiny, N = 200, k = 6) is
+trained here on 16 KB of real Shakespeare (King Lear) for a few steps and exported.
+The QEMU tests skip only when the ARM toolchain/QEMU is missing AND SLN_REQUIRE_MCU is unset."""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sln import quant_lm
+from sln.config import get_config
+from sln.data import DataError
+from sln.export import ERROR_CODES, HEADER_OFFSETS
+from sln.lm import SLNLM, Vocab, init_unigram_bias, load_texts, train_lm
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = ROOT / "runtime"
+TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "qemu-system-arm")
+PROMPT, SEED, TEMP_Q8, TOP_K, N_TOK = "ROMEO:", 1, 205, 10, 200
+
+
+@dataclass
+class LM:
+    root: Path
+    model: SLNLM
+    vocab: Vocab
+    export_dir: Path
+    qm: quant_lm.QModel
+    prompt: list[int]
+    text_ids: torch.Tensor
+
+
+@functools.cache
+def _lm() -> LM:
+    try:
+        texts = load_texts()
+    except DataError as e:
+        pytest.skip(f"Shakespeare texts unavailable: {e}")
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="sln-lm-mcu-"))
+    vocab = Vocab.from_texts(texts)
+    tr = vocab.encode(texts["lear_gut.txt"][20_000:36_000])
+    va = vocab.encode(texts["hamlet_gut.txt"][20_000:22_000])
+    cfg = get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab))
+    torch.manual_seed(0)
+    model = SLNLM(cfg)
+    init_unigram_bias(model, tr)
+    train_lm(model, vocab, tr, va, root / "run", lr=0.02, batch_size=8, seed=0, time_budget_s=0, max_steps=40,
+             progress=False, bptt=64)
+    model.eval()
+    exp = root / "export"
+    quant_lm.export_lm(model, vocab, tr[:3000], exp)
+    qm = quant_lm.lm_from_bytes((exp / "model.sln").read_bytes())
+    return LM(root, model, vocab, exp, qm, vocab.encode(PROMPT).tolist(), va)
+
+
+@pytest.fixture(scope="module")
+def lm():
+    a = _lm()
+    yield a
+    shutil.rmtree(a.root, ignore_errors=True)
+
+
+def _make(root: Path, *targets: str, **var: str) -> None:
+    r = subprocess.run(["make", "-C", str(RUNTIME), f"BUILD={root / 'build'}",
+                        *(f"{k}={v}" for k, v in var.items()), *targets], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def _host(lm: LM, n: int, seed: int, temp: int, top_k: int, model: Path | None = None) -> subprocess.CompletedProcess:
+    _make(lm.root, "lm-host")
+    return subprocess.run([str(lm.root / "build" / "sln_lm_cli"), str(model or lm.export_dir / "model.sln"), str(n),
+                           str(seed), str(temp), str(top_k), *map(str, lm.prompt)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def _tokens(stdout: str) -> list[int]:
+    line = next(s for s in stdout.splitlines() if s.startswith("tokens"))
+    return [int(v) for v in line.split()[1:]]
+
+
+def test_sampler_primitives_match_their_spec() -> None:
+    assert quant_lm.xorshift32(1) == 270369                    # Marsaglia's xorshift32 (13, 17, 5)
+    src = (RUNTIME / "sln_lm.c").read_text()
+    c_lut = [int(v) for v in re.search(r"exp2_lut\[17\] = \{([^}]*)\}", src).group(1).split(",")]
+    assert tuple(c_lut) == quant_lm.EXP2_LUT
+    for z in (0, -1, -30000, -65536, -5 * 65536, -20 * 65536):
+        assert quant_lm.exp_weight(z) == pytest.approx(65536 * np.exp(z / 65536), rel=2e-3, abs=2)
+    assert quant_lm.exp_weight(-200 * 65536) == 0
+    # greedy ignores the RNG; top-1 sampling is greedy; ties go to the lowest id
+    s = quant_lm.Sampler(5)
+    logits = np.array([3, 7, 7, 1])
+    assert s.sample(logits, 0, 0) == 1 and s.sample(logits, 256, 1) == 1
+    # sampling frequencies follow softmax(logits / T)
+    lg = np.array([0, 65536, 2 * 65536, -65536])
+    counts = np.bincount([s.sample(lg, 256, 0) for _ in range(20000)], minlength=4) / 20000
+    p = np.exp(lg / 65536.0)
+    np.testing.assert_allclose(counts, p / p.sum(), atol=0.015)
+
+
+def test_integer_lm_tracks_the_float_lm(lm: LM) -> None:
+    """Same winners as the float LM on the first steps; over 600 validation characters (where
+    near-ties let the two trajectories drift apart, as any perturbation of a recurrent net
+    would) the int8 model's bits/char stays within 0.05 of the float model's."""
+    st = quant_lm.init_state(lm.qm)
+    fstate = lm.model.init_state(1)
+    ids = lm.text_ids[:601].tolist()
+    nll_q = nll_f = 0.0
+    with torch.no_grad():
+        for i, (t, nxt) in enumerate(zip(ids[:-1], ids[1:], strict=True)):
+            q = quant_lm.reference_step(lm.qm, t, st) / 65536.0
+            f, fstate, masks = lm.model.step(torch.tensor([t]), fstate)
+            f = f[0].double().numpy()
+            if i < 5:
+                assert sorted(st.win[0].tolist()) == torch.nonzero(masks[0][0]).flatten().tolist()
+                assert np.abs(q - f).max() < 0.05
+            nll_q -= q[nxt] - np.logaddexp.reduce(q)
+            nll_f -= f[nxt] - np.logaddexp.reduce(f)
+    n = len(ids) - 1
+    assert abs(nll_q - nll_f) / n / np.log(2) < 0.05, (nll_q / n / np.log(2), nll_f / n / np.log(2))
+
+
+def test_host_c_generation_equals_python_reference(lm: LM) -> None:
+    for seed, temp, top_k, n in ((SEED, TEMP_Q8, TOP_K, N_TOK), (7, 256, 0, 100), (3, 0, 0, 60)):
+        ref = quant_lm.generate_ids(lm.qm, lm.prompt, n, seed, temp, top_k)
+        r = _host(lm, n, seed, temp, top_k)
+        assert r.returncode == 0, r.stderr
+        assert _tokens(r.stdout) == ref, (seed, temp, top_k)
+    assert quant_lm.generate_ids(lm.qm, lm.prompt, 40, 2, TEMP_Q8, TOP_K) != \
+        quant_lm.generate_ids(lm.qm, lm.prompt, 40, 3, TEMP_Q8, TOP_K)
+
+
+def test_model_kind_keeps_classifier_and_lm_loaders_apart(lm: LM) -> None:
+    data = bytearray((lm.export_dir / "model.sln").read_bytes())
+    _make(lm.root, "host")
+    r = subprocess.run([str(lm.root / "build" / "sln_cli"), str(lm.export_dir / "model.sln"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == ERROR_CODES["SLN_ERR_UNSUPPORTED"]          # an LM is not a classifier
+    data[HEADER_OFFSETS["model_kind"]:HEADER_OFFSETS["model_kind"] + 4] = (0).to_bytes(4, "little")
+    bad = lm.root / "as_classifier.sln"
+    bad.write_bytes(bytes(data))
+    assert _host(lm, 5, 1, 0, 0, bad).returncode == ERROR_CODES["SLN_ERR_UNSUPPORTED"]
+    with pytest.raises(ValueError, match="model_kind"):
+        quant_lm.lm_from_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def firmware(lm: LM) -> Path:
+    missing = [t for t in TOOLS if shutil.which(t) is None]
+    if missing:
+        if os.environ.get("SLN_REQUIRE_MCU"):
+            pytest.fail(f"SLN_REQUIRE_MCU is set but {missing} are not installed")
+        pytest.skip(f"ARM toolchain / QEMU not installed: {missing}")
+    _make(lm.root, "mcu-lm", MODEL_DIR=str(lm.export_dir))
+    return lm.root / "build" / "mcu_lm" / "firmware_lm.elf"
+
+
+def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> None:
+    out = firmware.parent / "qemu-output.txt"
+    out.unlink(missing_ok=True)
+    args = "".join(f",arg={a}" for a in (N_TOK, SEED, TEMP_Q8, TOP_K, *lm.prompt))
+    r = subprocess.run(
+        ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
+         "-icount", "shift=0", "-chardev", f"file,id=semi,path={out}", "-semihosting-config",
+         f"enable=on,target=native,chardev=semi,arg=firmware_lm{args}", "-kernel", str(firmware)],
+        capture_output=True, text=True, timeout=120)
+    text = (out.read_text() if out.exists() else "") + r.stderr
+    assert r.returncode == 0, text[-2000:]
+    host = _host(lm, N_TOK, SEED, TEMP_Q8, TOP_K)
+    mcu = _tokens(text)
+    assert mcu == _tokens(host.stdout) == quant_lm.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
+    assert f"prompt {PROMPT}\n" in text
+    assert f"text {lm.vocab.decode(mcu)}\n" in text
+    assert int(re.search(r"calib 200000 insn ticks (\d+)", text).group(1)) == 5000
+    m = re.search(r"insn_ticks (\d+) tokens (\d+)", text)
+    insn_per_token = 40 * int(m.group(1)) / int(m.group(2))
+    assert int(m.group(2)) == N_TOK - 1
+    assert 1e4 < insn_per_token < 1e6, insn_per_token
+    assert int(re.search(r"state (\d+)", text).group(1)) == quant_lm.lm_state_bytes(lm.qm)
+    # fits a small part: flash (text + rodata) and RAM (data + bss + stack)
+    sz = subprocess.run(["arm-none-eabi-size", "-A", str(firmware)], capture_output=True, text=True, check=True)
+    sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", sz.stdout, re.M)}
+    assert sec[".rodata"] >= (lm.export_dir / "model.sln").stat().st_size
+    assert sec[".isr_vector"] + sec[".text"] + sec[".rodata"] + sec.get(".data", 0) <= 256 * 1024
+    assert sec.get(".data", 0) + sec[".bss"] + sec[".stack"] <= 64 * 1024
+    nm = subprocess.run(["arm-none-eabi-nm", str(firmware)], capture_output=True, text=True, check=True).stdout
+    assert not re.findall(r"\b(__aeabi_[fd]\w+|__(?:add|sub|mul|div)[sd]f3|__float\w+|__fix\w+)\b", nm)
+    assert "sln_lm_step" in nm and "sln_lm_sample" in nm
+
+
+def test_lm_runtime_under_sanitizers_on_valid_and_corrupted_files(lm: LM) -> None:
+    """-fsanitize=address,undefined: the same tokens on the real file; truncated and randomly
+    corrupted LM files give an error code or a generation, never a sanitizer report or crash."""
+    _make(lm.root, "lm-asan")
+    prog = lm.root / "build" / "sln_lm_cli_asan"
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:exitcode=99",
+               UBSAN_OPTIONS="halt_on_error=1:exitcode=98:print_stacktrace=1")
+    model = lm.export_dir / "model.sln"
+
+    def run(path: Path, n: int = 30) -> subprocess.CompletedProcess:
+        return subprocess.run([str(prog), str(path), str(n), str(SEED), str(TEMP_Q8), str(TOP_K), *map(str, lm.prompt)],
+                              capture_output=True, text=True, env=env, timeout=60)
+    r = run(model, 60)
+    assert r.returncode == 0, r.stderr
+    assert _tokens(r.stdout) == quant_lm.generate_ids(lm.qm, lm.prompt, 60, SEED, TEMP_Q8, TOP_K)
+    data = model.read_bytes()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        bad = bytearray(data)
+        if i < 6:
+            bad = bad[: int(rng.integers(0, len(data)))]
+        else:
+            hot = 128 + 16 * 16                       # header + tensor table: where corruption matters
+            for _ in range(4):
+                bad[int(rng.integers(0, hot))] = int(rng.integers(0, 256))
+        path = lm.root / f"bad{i}.sln"
+        path.write_bytes(bytes(bad))
+        r = run(path)
+        assert r.returncode in (0, *range(1, 12)), (i, r.returncode, r.stderr[-2000:])
+        assert "runtime error" not in r.stderr and "AddressSanitizer" not in r.stderr, r.stderr[-2000:]
