@@ -7,7 +7,10 @@ from one cited table (sln/energy.py, `--energy-profile`), batch-1 median latency
 excluded, threads stated), and throughput. The headline ratios are taken at equal accuracy
 and equal precision (fp32 vs fp32); the method is written into the output. Measured energy
 is reported only where a real meter exists (Linux RAPL powercap); otherwise "not measured
-here". See docs/ENERGY.md for the JSON schema and the method.
+here". A separate int8 vs int8 section (doc["int8"], its own table; `--no-int8` skips it) puts
+the SLNs through sln.quant's integer model and the ViTs through int8 weights and activations,
+with measured int8 accuracies and int8 energies. See docs/ENERGY.md for the JSON schema and the
+method.
 """
 from __future__ import annotations
 
@@ -91,6 +94,8 @@ JSON_SCHEMA: dict[str, Any] = {
         "headline": {"type": "object", "required": ["model", "precision", "method", "energy_ratio",
                                                      "latency_ratio", "target_energy_ratio",
                                                      "target_latency_ratio", "text"]},
+        # optional (absent with --no-int8 and in JSON written before it existed); INT8_SCHEMA below
+        "int8": {"type": "object"},
     },
 }
 
@@ -365,6 +370,488 @@ def evaluate_baseline(family: str, name: str, cfg: Any, model: torch.nn.Module, 
     }
 
 
+# --------------------------------------------------------------------------- int8 vs int8
+# The int8 comparison is a section of its own (doc["int8"]); its rows are never mixed into the
+# fp32 table. SLN int8 = sln.quant's integer model (accuracy from quant.reference_forward, the
+# spec the C runtime matches bit for bit); its counts come from `int8_sln_counted_forward`,
+# which executes the same integer operations event by event and is checked to give the
+# reference's logits and winners exactly. ViT int8 = per-channel int8 weights and per-tensor
+# int8 activations (static, calibrated) at the input of every matmul, simulated in PyTorch.
+INT8_TERMS = ("input", "recurrent", "elementwise", "readout")
+INT8_COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "act_bytes", "events", "dense_mac")
+INT8_ISQRT_ITERS = 16   # isqrt of a 32-bit value: 16 iterations of (2 adds + 1 compare)
+
+
+def int8_sln_counted_forward(qm: Any, pixels: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray, dict[str, dict[str, float]], float]:
+    """The integer model of sln.quant.reference_forward, executed with counters.
+
+    Same integer arithmetic, vectorised over the batch; the counters add, per image, what an
+    event-driven integer runtime executes: a MAC (int8 weight x integer activation, int32
+    accumulate) for each weight column of a nonzero input / nonzero winner of the previous step
+    (2N columns each), 1 byte per int8 weight read; requantisation (acc * m, round, shift) as
+    1 int32 mul + 2 int32 adds per output; integer LayerNorm, LUT gate, state update, boost and
+    top-k as the int32 adds / muls / compares listed in the code below (a shift, mask or
+    clamp bound counts as an add / compare; a division as 1 mul + 1 add; isqrt as
+    INT8_ISQRT_ITERS x (2 adds + 1 compare)); int32 parameters (mults, shifts, bias, gamma,
+    beta, boost, gate table entries) as 4 bytes per read.
+
+    -> logits (B, C) int64, winners (B, L, T, k), per-term totals over the batch
+       {term: {counter: value}}, mean nonzero neuron outputs per layer-step / N (active fraction)
+    """
+    from . import quant as Q
+
+    B = pixels.shape[0]
+    N, k, T, D = qm.n_neurons, qm.k, qm.n_steps, qm.input_size
+    N2 = 2 * N
+    C = qm.n_classes
+    cnt = {t: dict.fromkeys(INT8_COUNTERS, 0.0) for t in INT8_TERMS}
+    ci, cr, ce, ro = (cnt[t] for t in INT8_TERMS)
+    x = pixels.reshape(B, T, D).astype(np.int64)
+    h = [np.zeros((B, N), np.int64) for _ in qm.layers]
+    y = [np.zeros((B, N), np.int64) for _ in qm.layers]
+    racc = np.zeros((B, N), np.int64)
+    winners = np.zeros((B, qm.n_layers, T, k), np.int64)
+    rows = np.arange(B)[:, None]
+    nz_out = 0.0
+    topk_cmps = N + int(k * math.ceil(math.log2(max(k, 2)))) + k   # same convention as the engine
+    for t in range(T):
+        inp = x[:, t]
+        for li, L in enumerate(qm.layers):
+            # input projection: one int8 column (2N weights) per nonzero input
+            ev = float((inp != 0).sum())
+            ci["events"] += ev
+            ci["mac"] += ev * N2
+            ci["dense_mac"] += B * inp.shape[1] * N2
+            ci["weight_bytes"] += ev * N2 + B * N2 * 8          # columns + in_mult/in_shift
+            ci["act_bytes"] += B * inp.shape[1] if li == 0 else ev * 4   # pixel scan / (idx, val) events
+            ci["muls32"] += B * N2
+            ci["adds32"] += B * N2 * 2                          # requant: round + shift
+            acc_in = Q.requant(Q._matmul_exact(inp, L.w_in), L.in_mult, L.in_shift)
+            # recurrent projection: one column per nonzero winner of the previous step
+            m_b = (y[li] != 0).sum(1)
+            m = float(m_b.sum())
+            busy = float((m_b > 0).sum())                       # images whose recurrent sum is not empty
+            cr["events"] += m
+            cr["mac"] += m * N2
+            cr["dense_mac"] += B * N * N2
+            cr["weight_bytes"] += m * N2 + busy * N2 * 8
+            cr["act_bytes"] += m * 4
+            cr["muls32"] += busy * N2
+            cr["adds32"] += busy * N2 * 2
+            a = acc_in + Q.requant(Q._matmul_exact(y[li], L.w_rec), L.rec_mult, L.rec_shift) + L.bias
+            a = np.clip(a, -Q.A_SAT, Q.A_SAT)
+            ce["adds32"] += B * N2 * 2                          # + rec, + bias
+            ce["cmps32"] += B * N2 * 2                          # saturation
+            ce["weight_bytes"] += B * N2 * 4                    # bias
+            ce["act_bytes"] += B * N2 * 4 * 2                   # a written, read (int32)
+            u, v = a[:, :N], a[:, N:]
+            # integer LayerNorm
+            mean = Q._round_div(u.sum(1, keepdims=True), N)
+            d = u - mean
+            var = (d * d).sum(1, keepdims=True) // N
+            std = np.maximum(Q._isqrt(var + L.eps_q), 1)
+            inv = (np.int64(1) << Q.INV_BITS) // std
+            n = Q.rsr(d * inv, Q.INV_BITS - Q.NORM_FRAC)
+            c = np.clip(Q.rsr(L.ln_gamma * n + L.ln_beta, Q.NORM_FRAC + Q.GAMMA_FRAC - L.h_frac), 0, Q.H_MAX)
+            ce["adds32"] += B * (N + 2 + N + N + 1 + 1 + 2 * INT8_ISQRT_ITERS + 1 + 2 * N + 3 * N)
+            ce["muls32"] += B * (1 + N + 1 + 1 + N + N)
+            ce["cmps32"] += B * (1 + INT8_ISQRT_ITERS + 2 * N)
+            ce["weight_bytes"] += B * N * 8                     # gamma, beta
+            # gate: clamp, offset, index/fraction, two table reads, interpolation
+            alpha = Q._lut_gate(v, L.alpha_lut, L.a_frac)
+            ce["cmps32"] += B * N * 2
+            ce["adds32"] += B * N * (1 + 2 + 1 + 1 + 1)
+            ce["muls32"] += B * N
+            ce["weight_bytes"] += B * N * 2 * 4
+            # state update h = (alpha h + (1 - alpha) c + half) >> 15  (int16 state)
+            h[li] = (alpha * h[li] + (Q.ALPHA_ONE - alpha) * c + (Q.ALPHA_ONE >> 1)) >> 15
+            ce["muls32"] += B * N * 2
+            ce["adds32"] += B * N * 4
+            ce["act_bytes"] += B * N * 2 * 2                    # h read, written (int16)
+            # k-WTA on boost * h
+            win = Q.topk_stable(L.boost * h[li], k)
+            ce["muls32"] += B * N
+            ce["weight_bytes"] += B * N * 4                     # boost
+            ce["cmps32"] += B * topk_cmps
+            winners[:, li, t] = win
+            y[li] = np.zeros_like(h[li])
+            y[li][rows, win] = h[li][rows, win]
+            nzl = float((y[li] != 0).sum())
+            nz_out += nzl
+            ce["act_bytes"] += nzl * 4                          # events (idx, val) written
+            inp = y[li]
+        mt = float((y[-1] != 0).sum())
+        racc += y[-1]
+        ro["adds32"] += mt
+        ro["act_bytes"] += mt * 4 + mt * 4 * 2                  # events read; accumulator read + written
+        ro["events"] += mt
+    dot = Q._matmul_exact(racc, qm.w_out)
+    logits = np.clip(Q.requant(dot, qm.out_mult, qm.out_shift) + qm.out_bias, -2 ** 31, 2 ** 31 - 1)
+    nf = float((racc != 0).sum())
+    ro["mac"] += nf * C
+    ro["dense_mac"] += B * N * C
+    ro["weight_bytes"] += nf * C + B * C * 12                   # int8 rows; out_mult, out_shift, out_bias
+    ro["muls32"] += B * C
+    ro["adds32"] += B * C * 3                                   # requant round + shift, + bias
+    ro["act_bytes"] += nf * 4 + B * C * 4
+    active = nz_out / (B * qm.n_layers * T * N)
+    return logits, winners, cnt, active
+
+
+def sln_int8_footprint(qm: Any) -> dict[str, int]:
+    """Bytes of the int8 model's weight set: int8 matrices at 1 byte per weight, every other
+    parameter (requantisation multipliers and shifts, biases, LayerNorm, boost, gate table)
+    at 4 bytes; plus the activation working set (a int32 2N, h int16 N, events 4 bytes x k,
+    readout accumulator int32 N, logits int32 C)."""
+    n8 = int(qm.w_out.size) + sum(int(L.w_in.size + L.w_rec.size) for L in qm.layers)
+    n32 = int(qm.out_mult.size + qm.out_shift.size + qm.out_bias.size)
+    for L in qm.layers:
+        n32 += sum(int(getattr(L, f).size) for f in ("in_mult", "in_shift", "rec_mult", "rec_shift", "bias",
+                                                       "ln_gamma", "ln_beta", "boost", "alpha_lut"))
+    N = qm.n_neurons
+    act = qm.n_layers * (2 * N * 4 + N * 2 + qm.k * 4) + N * 4 + qm.n_classes * 4
+    return {"int8_weights": n8, "int32_params": n32, "weight_bytes": n8 + 4 * n32, "act_bytes": act}
+
+
+def _int8_ops(c: dict[str, float], per: float) -> dict[str, float]:
+    return {"macs": c["mac"] / per, "adds32": c["adds32"] / per, "muls32": c["muls32"] / per,
+            "cmps32": c["cmps32"] / per, "weight_bytes": c["weight_bytes"] / per, "act_bytes": c["act_bytes"] / per}
+
+
+def evaluate_sln_int8(name: str, family: str, model: SLN, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
+                      profile: EnergyProfile, source: str, calib: int = 2000, chunk: int = 1000
+                      ) -> dict[str, Any]:
+    """int8 row of an SLN: quantise (sln.quant, calibration on the first `calib` training
+    images, as sln.export), accuracy from quant.reference_forward on the test images, counts
+    from int8_sln_counted_forward on the same images (checked identical to the reference)."""
+    from . import quant as Q
+
+    qm = Q.quantize(model, xtr[:calib])
+    tot = {t: dict.fromkeys(INT8_COUNTERS, 0.0) for t in INT8_TERMS}
+    correct, act_sum, same = 0, 0.0, True
+    t0 = time.perf_counter()
+    for s in range(0, len(xte), chunk):
+        px = xte[s:s + chunk]
+        ref_logits, ref_win = Q.reference_forward(qm, px)
+        logits, win, cnt, active = int8_sln_counted_forward(qm, px)
+        same &= bool(np.array_equal(logits, ref_logits) and np.array_equal(win, ref_win))
+        correct += int((ref_logits.argmax(1) == yte[s:s + chunk]).sum())
+        act_sum += active * len(px)
+        for t in INT8_TERMS:
+            for kk in INT8_COUNTERS:
+                tot[t][kk] += cnt[t][kk]
+    secs = time.perf_counter() - t0
+    if not same:
+        raise RuntimeError(f"{name}: the counting int8 executor diverged from sln.quant.reference_forward")
+    n = float(len(yte))
+    fp = sln_int8_footprint(qm)
+    allc = {kk: sum(tot[t][kk] for t in INT8_TERMS) for kk in INT8_COUNTERS}
+    ops = _int8_ops(allc, n)
+    e = estimate_pj(ops, fp["weight_bytes"], fp["act_bytes"], profile, precision="int8")
+    terms: dict[str, float] = {}
+    for t in INT8_TERMS:
+        te = estimate_pj(_int8_ops(tot[t], n), fp["weight_bytes"], fp["act_bytes"], profile, precision="int8")
+        terms[f"{t}.compute"] = te["compute"] * 1e-6
+        terms[f"{t}.weight_mem"] = te["weight_mem"] * 1e-6
+        terms[f"{t}.act_mem"] = te["act_mem"] * 1e-6
+    # sensitivity (a separate line, not the estimate): the recurrent and readout MACs multiply an
+    # int8 weight by a wider integer (int16 state, int32 readout sum); priced as int32 multiplies
+    wide = (tot["recurrent"]["mac"] + tot["readout"]["mac"]) / n
+    wide_uj = (e["total"] + wide * (profile.int32_mul - profile.int8_mul)) * 1e-6
+    return {
+        "name": name, "family": family, "precision": "int8", "params": int(model.num_params()),
+        "accuracy": correct / n, "accuracy_measured": True, "test_images": int(n), "active_fraction": act_sum / n,
+        "dense_macs": allc["dense_mac"] / n, "effective_macs": ops["macs"], "effective_acs": 0.0,
+        "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
+        "weight_bytes_read": ops["weight_bytes"], "act_bytes": ops["act_bytes"],
+        "weight_footprint_bytes": fp["weight_bytes"], "act_footprint_bytes": fp["act_bytes"],
+        "int8_weights": fp["int8_weights"], "int32_params": fp["int32_params"],
+        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "energy_uJ": e["total"] * 1e-6,
+        "energy_breakdown_uJ": {"compute": e["compute"] * 1e-6, "mac": e["mac"] * 1e-6,
+                                "int32_ops": e["int32_ops"] * 1e-6, "weight_mem": e["weight_mem"] * 1e-6,
+                                "act_mem": e["act_mem"] * 1e-6, "by_term": terms},
+        "energy_uJ_wide_multiplies": wide_uj, "latency_ms": None, "source": source,
+        "how": {
+            "accuracy": f"sln.quant.reference_forward (the integer model the C runtime matches bit for bit) on "
+                        f"{int(n)} real test images; post-training quantisation calibrated on the first {calib} "
+                        f"training images (as sln.export)",
+            "counts": "counted while executing the same integer operations (benchmark.int8_sln_counted_forward, "
+                      "identical logits and winners to the reference on every image), mean per image: MACs only "
+                      "for the weight columns of nonzero inputs / nonzero winners, 1 byte per int8 weight",
+            "energy": "estimated: MAC = int8 multiply + int32 add; requantisation, integer LayerNorm, LUT gate, "
+                      "state update and top-k as counted int32 adds/muls/compares; bytes/8 x 64-bit access "
+                      "energy at the level of the int8 model's size (sln/energy.py)",
+            "latency": "not measured for int8 (the fp32 table has the latencies)",
+            "seconds": f"{secs:.1f} s for reference + counting executor",
+        },
+    }
+
+
+class _ViTInt8Sim:
+    """Stand-in for the ViT's counter argument that makes every matmul int8: per-output-channel
+    symmetric int8 weights; per-tensor int8 activations at the input of every Linear and both
+    operands of the attention matmuls (static scales: max |x| over the calibration images at that
+    call site; unsigned 0..255 when the calibrated tensor is never negative, else -127..127).
+    LayerNorm, softmax, GELU and the residual adds stay in float (as the integer-only kernels
+    of I-BERT-style int8 transformers approximate them); they are priced as int32 ops."""
+
+    def __init__(self) -> None:
+        self.calibrating = True
+        self.stats: list[tuple[float, float]] = []   # (max |x|, min x) per call site, in call order
+        self.i = 0
+        self._wq: dict[int, torch.Tensor] = {}
+
+    def _q(self, x: torch.Tensor) -> torch.Tensor:
+        i = self.i
+        self.i += 1
+        if self.calibrating:
+            mx, mn = float(x.abs().max()), float(x.min())
+            if i < len(self.stats):
+                self.stats[i] = (max(self.stats[i][0], mx), min(self.stats[i][1], mn))
+            else:
+                self.stats.append((mx, mn))
+            return x
+        mx, mn = self.stats[i]
+        if mx == 0:
+            return torch.zeros_like(x)
+        if mn >= 0:
+            s = mx / 255.0
+            return torch.clamp(torch.round(x / s), 0, 255) * s
+        s = mx / 127.0
+        return torch.clamp(torch.round(x / s), -127, 127) * s
+
+    def _w(self, lin: torch.nn.Linear) -> torch.Tensor:
+        key = id(lin)
+        if key not in self._wq:
+            w = lin.weight.detach()
+            s = w.abs().amax(1, keepdim=True).clamp_min(1e-12) / 127.0
+            self._wq[key] = torch.clamp(torch.round(w / s), -127, 127) * s
+        return self._wq[key]
+
+    def linear(self, x: torch.Tensor, lin: torch.nn.Linear, term: str) -> torch.Tensor:
+        return torch.nn.functional.linear(self._q(x), self._w(lin), lin.bias)
+
+    def matmul(self, a: torch.Tensor, b: torch.Tensor, term: str) -> torch.Tensor:
+        return self._q(a) @ self._q(b)
+
+    @staticmethod
+    def layer_norm(x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:
+        return ln(x)
+
+    @staticmethod
+    def softmax(x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x, dim=-1)
+
+    @staticmethod
+    def gelu(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.gelu(x)
+
+    @staticmethod
+    def add(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+    @staticmethod
+    def scale(x: torch.Tensor, s: float) -> torch.Tensor:
+        return x * s
+
+    @staticmethod
+    def param(p: torch.Tensor) -> torch.Tensor:
+        return p
+
+
+@torch.no_grad()
+def vit_int8_accuracy(model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
+                      calib: int = 2000, batch: int = 500) -> tuple[float, _ViTInt8Sim]:
+    """Calibrate the activation scales on the first `calib` training images, then the int8
+    (simulated) test accuracy."""
+    model.eval()
+    sim = _ViTInt8Sim()
+    for s in range(0, min(calib, len(xtr)), batch):
+        sim.i = 0
+        model(model.patches(torch.from_numpy(xtr[s:min(s + batch, calib)].copy())), counter=sim)
+    sim.calibrating = False
+    correct = 0
+    for s in range(0, len(xte), batch):
+        sim.i = 0
+        out = model(model.patches(torch.from_numpy(xte[s:s + batch].copy())), counter=sim)
+        correct += int((out.argmax(1).numpy() == yte[s:s + batch]).sum())
+    return correct / len(xte), sim
+
+
+def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
+                      profile: EnergyProfile, source: str, calib: int = 2000) -> dict[str, Any]:
+    """int8 row of a ViT: measured int8 accuracy (_ViTInt8Sim), counts of count_vit at int8 widths."""
+    acc, _ = vit_int8_accuracy(model, xtr, xte, yte, calib)
+    nc = min(len(xte), 20)
+    cnts = [count_vit(model, torch.from_numpy(xte[i].copy())) for i in range(nc)]
+    c0 = cnts[0]
+    eff = float(np.mean([c.effective_macs for c in cnts]))
+    lin_w = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    n_params = sum(p.numel() for p in model.parameters())
+    wfp = lin_w + 4 * (n_params - lin_w)                 # int8 Linear weights; the rest 4 bytes
+    wread = c0.weight_bytes - 3 * lin_w                  # the counter read every Linear weight once at 4 bytes
+    act = (c0.act_bytes_read + c0.act_bytes_written) / 4.0
+    nl_m, nl_a = profile.nonlin_muls * c0.nonlin, profile.nonlin_adds * c0.nonlin
+    ops = {"macs": eff, "adds32": c0.adds + nl_a, "muls32": c0.muls + nl_m, "cmps32": c0.cmps,
+           "weight_bytes": wread, "act_bytes": act}
+    e = estimate_pj(ops, wfp, c0.peak_act_bytes / 4.0, profile, precision="int8")
+    mac_pj = profile.op_pj("int8")["mac"]
+    return {
+        "name": name, "family": "vit", "precision": "int8", "params": int(n_params),
+        "accuracy": acc, "accuracy_measured": True, "test_images": int(len(yte)), "active_fraction": None,
+        "dense_macs": c0.macs, "effective_macs": eff, "effective_acs": 0.0,
+        "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
+        "weight_bytes_read": wread, "act_bytes": act, "weight_footprint_bytes": float(wfp),
+        "act_footprint_bytes": c0.peak_act_bytes / 4.0, "int8_weights": int(lin_w),
+        "int32_params": int(n_params - lin_w),
+        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "energy_uJ": e["total"] * 1e-6,
+        "energy_breakdown_uJ": {"compute": e["compute"] * 1e-6, "mac": e["mac"] * 1e-6,
+                                "int32_ops": e["int32_ops"] * 1e-6, "weight_mem": e["weight_mem"] * 1e-6,
+                                "act_mem": e["act_mem"] * 1e-6,
+                                "mac_by_term": {kk: v * mac_pj * 1e-6 for kk, v in c0.by_term.items()}},
+        "latency_ms": None, "source": source,
+        "how": {
+            "accuracy": f"measured: PyTorch forward with int8 per-channel weights and static per-tensor int8 "
+                        f"activations at every matmul input (calibrated on the first {calib} training images), "
+                        f"{len(yte)} real test images",
+            "counts": f"count_vit at batch 1 on {nc} real test images; MACs = NeuroBench effective MACs; "
+                      "Linear weights 1 byte, other parameters 4 bytes; activations 1 byte (a quarter of the "
+                      "fp32 bytes, generous to the ViT: its int32 accumulators are not counted wider)",
+            "energy": "estimated: MAC = int8 multiply + int32 add; LayerNorm/softmax/GELU/residual adds/muls/"
+                      "compares as int32 ops, each nonlinear op as the profile's polynomial (5 int32 mul + "
+                      "5 int32 add); bytes/8 x 64-bit access energy at the level of the int8 model's size",
+            "latency": "not measured for int8",
+        },
+    }
+
+
+INT8_ROW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "family", "precision", "params", "accuracy", "accuracy_measured", "test_images",
+                 "effective_macs", "int32_ops", "weight_bytes_read", "act_bytes", "weight_footprint_bytes",
+                 "weight_memory_level", "act_memory_level", "energy_uJ", "energy_breakdown_uJ", "how"],
+    "properties": {
+        "name": {"type": "string"}, "family": {"type": "string", "enum": list(FAMILY_COLORS)},
+        "precision": {"type": "string", "enum": ["int8"]}, "params": {"type": "integer", "minimum": 1},
+        "accuracy": {"type": "number", "minimum": 0, "maximum": 1}, "accuracy_measured": {"type": "boolean"},
+        "test_images": {"type": "integer", "minimum": 1}, "effective_macs": _NUM,
+        "int32_ops": {"type": "object", "required": ["adds", "muls", "cmps"],
+                      "properties": {kk: _NUM for kk in ("adds", "muls", "cmps")}},
+        "weight_bytes_read": _NUM, "act_bytes": _NUM, "weight_footprint_bytes": _NUM,
+        "weight_memory_level": {"type": "string"}, "act_memory_level": {"type": "string"},
+        "energy_uJ": {"type": "number", "minimum": 0},
+        "energy_breakdown_uJ": {"type": "object", "required": ["compute", "mac", "int32_ops", "weight_mem",
+                                                               "act_mem"]},
+        "how": {"type": "object", "required": ["accuracy", "counts", "energy"]},
+    },
+}
+INT8_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["precision", "note", "models", "comparisons", "headline"],
+    "properties": {
+        "precision": {"type": "string", "enum": ["int8 vs int8"]}, "note": {"type": "string"},
+        "models": {"type": "array", "items": INT8_ROW_SCHEMA},
+        "comparisons": {"type": "array", "items": {
+            "type": "object", "required": ["sln", "method", "baseline", "sln_accuracy", "energy_ratio", "note"],
+            "properties": {"energy_ratio": _NUM_OR_NULL,
+                           "method": {"type": "string", "enum": ["smallest-matching", "interpolated"]}}}},
+        "headline": {"type": "object", "required": ["model", "precision", "method", "energy_ratio", "text"]},
+    },
+}
+
+JSON_SCHEMA["properties"]["int8"] = INT8_SCHEMA   # the optional int8 section, validated when present
+
+
+def int8_section(rows: list[dict[str, Any]], head: str) -> dict[str, Any]:
+    """Equal-accuracy comparisons among int8 rows only (same methods as fp32), and a headline."""
+    vits = [r for r in rows if r["family"] == "vit"]
+    comps = [c for r in rows if r["family"] in ("sln", "sln-dense") and vits for c in compare(r, vits)]
+    hc = [c for c in comps if c["sln"] == head]
+    sm = next((c for c in hc if c["method"] == "smallest-matching"), None)
+    ip = next((c for c in hc if c["method"] == "interpolated"), None)
+    use = ip if ip and ip["energy_ratio"] is not None else sm
+    hrow = next((r for r in rows if r["name"] == head), None)
+    text = ""
+    if use and hrow:
+        text = (f"{head} int8 ({100 * hrow['accuracy']:.2f}%) vs int8 ViT at equal accuracy ({use['method']}, "
+                f"{use['baseline']}), int8 vs int8: estimated energy ViT/SLN = {_ratio_words(use['energy_ratio'])} "
+                f"(target 100x)")
+    return {
+        "precision": "int8 vs int8",
+        "note": "a section of its own: int8 rows are never mixed into the fp32 table; accuracies are measured "
+                "int8 accuracies (SLN: sln.quant's integer reference; ViT: int8 weights and activations "
+                "simulated in PyTorch); no int8 latency is measured",
+        "models": rows, "comparisons": comps,
+        "headline": {"model": head, "precision": "int8 vs int8", "method": use["method"] if use else None,
+                     "energy_ratio": use["energy_ratio"] if use else None, "target_energy_ratio": 100.0,
+                     "text": text},
+    }
+
+
+def format_int8_table(rows: list[dict[str, Any]]) -> str:
+    hdr = (f"{'family':<9} {'model':<18} {'params':>9} {'int8 acc %':>10} {'eff MACs':>10} {'int32 ops':>10} "
+           f"{'W read kB':>9} {'W size kB':>9} {'W level':>11} {'est uJ':>8}")
+    out = [hdr, "-" * len(hdr)]
+    for r in rows:
+        i32 = sum(r["int32_ops"].values())
+        out.append(f"{r['family']:<9} {r['name']:<18} {r['params']:>9,} {100 * r['accuracy']:>10.2f} "
+                   f"{r['effective_macs']:>10,.0f} {i32:>10,.0f} {r['weight_bytes_read'] / 1e3:>9.1f} "
+                   f"{r['weight_footprint_bytes'] / 1e3:>9.1f} {r['weight_memory_level']:>11} {r['energy_uJ']:>8.3f}")
+    return "\n".join(out)
+
+
+def format_int8_breakdown(r: dict[str, Any]) -> str:
+    b = r["energy_breakdown_uJ"]
+    tot = r["energy_uJ"] or 1.0
+    lines = [f"{r['name']} (int8): {r['energy_uJ']:.3f} uJ = MACs {b['mac']:.3f} + int32 ops {b['int32_ops']:.3f} "
+             f"+ weight reads {b['weight_mem']:.3f} ({r['weight_memory_level']}) + activations {b['act_mem']:.3f} "
+             f"({r['act_memory_level']})"]
+    if "by_term" in b:
+        terms: dict[str, dict[str, float]] = {}
+        for kk, v in b["by_term"].items():
+            t, part = kk.rsplit(".", 1)
+            terms.setdefault(t, {})[part] = v
+        for t, d in terms.items():
+            s = sum(d.values())
+            lines.append(f"    {t:<12} {s:8.3f} uJ ({100 * s / tot:5.1f}%)  compute {d['compute']:.3f}  "
+                         f"weights {d['weight_mem']:.3f}  activations {d['act_mem']:.3f}")
+        if r.get("energy_uJ_wide_multiplies") is not None:
+            lines.append(f"    [separate line: recurrent + readout MACs priced as int32 multiplies (their "
+                         f"activation operand is int16/int32): {r['energy_uJ_wide_multiplies']:.3f} uJ]")
+    elif b.get("mac_by_term"):
+        lines.append("    MAC energy by term: " + ", ".join(f"{kk} {v:.3f}" for kk, v in b["mac_by_term"].items()))
+    return "\n".join(lines)
+
+
+def int8_markdown(sec: dict[str, Any]) -> str:
+    out = ["#### int8 vs int8 (a separate table; never mixed into the fp32 columns)", "",
+           "| family | model | params | int8 test acc | eff. MACs | int32 ops | weight bytes read | int8 model size "
+           "| weights in | est. energy (µJ) |", "|" + " --- |" * 10]
+    for r in sec["models"]:
+        out.append(f"| {r['family']} | {r['name']} | {r['params']:,} | {100 * r['accuracy']:.2f}% "
+                   f"(n={r['test_images']:,}) | {r['effective_macs']:,.0f} | {sum(r['int32_ops'].values()):,.0f} | "
+                   f"{r['weight_bytes_read'] / 1e3:,.1f} kB | {r['weight_footprint_bytes'] / 1e3:,.1f} kB | "
+                   f"{r['weight_memory_level']} | {r['energy_uJ']:.3f} |")
+    out += ["", "int8 energy breakdown per inference:", "", "```"]
+    out += [format_int8_breakdown(r) for r in sec["models"]]
+    out += ["```", "", "int8 equal-accuracy comparisons (ratio = int8 ViT / int8 SLN):", "",
+            "| SLN | method | ViT | SLN int8 acc | ViT int8 acc | energy ratio | compute-only energy ratio "
+            "(separate line) | note |", "|" + " --- |" * 8]
+    for c in sec["comparisons"]:
+        def f(v: Any, fmt: str = "{:.3f}") -> str:
+            return "–" if v is None else fmt.format(v)
+        out.append(f"| {c['sln']} | {c['method']} | {c['baseline'] or '–'} | {100 * c['sln_accuracy']:.2f}% | "
+                   f"{f(c['baseline_accuracy'], '{:.2%}')} | {f(c['energy_ratio'])} | "
+                   f"{f(c.get('energy_ratio_compute_only'))} | {c['note']} |")
+    for sk in sec.get("skipped", []):
+        out.append(f"\nNot in the int8 table: {sk['name']} ({sk['reason']}).")
+    out += ["", f"Note: {sec['note']}.", "", "**int8 headline:** " + (sec["headline"]["text"] or "n/a")]
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- comparison
 def _front(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """Pareto front (lower `key`, higher accuracy), sorted by key."""
@@ -393,13 +880,18 @@ def compare(sln: dict[str, Any], base: list[dict[str, Any]]) -> list[dict[str, A
         comp = r["energy_breakdown_uJ"]["compute"] / sln["energy_breakdown_uJ"]["compute"]
     res.append({"sln": sln["name"], "method": "smallest-matching", "baseline": r["name"],
                 "sln_accuracy": a, "baseline_accuracy": r["accuracy"],
-                "energy_ratio": r["energy_uJ"] / sln["energy_uJ"], "latency_ratio": r["latency_ms"] / sln["latency_ms"],
+                "energy_ratio": r["energy_uJ"] / sln["energy_uJ"],
+                "latency_ratio": (r["latency_ms"] / sln["latency_ms"]
+                                  if r.get("latency_ms") and sln.get("latency_ms") else None),
                 "energy_ratio_compute_only": comp, "note": note})
     # (2) interpolation on the baseline's Pareto front: log(cost) linear in accuracy between the two
     # front points that bracket the SLN's accuracy; no extrapolation.
     ratios: dict[str, float | None] = {}
     names = ""
     for key in ("energy_uJ", "latency_ms"):
+        if sln.get(key) is None or any(r.get(key) is None for r in base):
+            ratios[key] = None   # not measured (int8 rows have no latency)
+            continue
         fr = _front(base, key)
         val = None
         for lo, hi in zip(fr, fr[1:], strict=False):
@@ -486,6 +978,8 @@ def markdown_report(doc: dict[str, Any]) -> str:
                    f"{f(c['baseline_accuracy'], '{:.2%}')} | {f(c['energy_ratio'])} | {f(c['latency_ratio'])} | "
                    f"{f(c.get('energy_ratio_compute_only'))} | {c['note']} |")
     out += ["", "**Headline:** " + doc["headline"]["text"]]
+    if doc.get("int8"):
+        out += ["", int8_markdown(doc["int8"])]
     return "\n".join(out)
 
 
@@ -555,6 +1049,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cfc", action="store_true", help="skip ncps's CfC even when installed")
     p.add_argument("--quick", action="store_true", help="small end-to-end run (tests): sln-tiny, 1 epoch, "
                    "2000 train / 300 test images, vit-xs; numbers are not results")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 vs int8 section (SLN through "
+                   "sln.quant's integer reference, ViTs with int8 weights and activations)")
+    p.add_argument("--int8-calib", type=int, default=2000, help="training images calibrating the int8 models")
+    p.add_argument("--int8-limit-test", type=int, default=None, help="int8 accuracy/counts on the first N test "
+                   "images only (default: all the test images used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("--task lm (passed to sln.lm_bench.run_lm_benchmark with --json and --quick)")
     g.add_argument("--sln-checkpoint", type=Path, default=None, help="SLN language model checkpoint")
@@ -629,6 +1128,7 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
     head_dir = args.runs_dir / f"{args.dataset}-{args.model}"
     epochs = args.epochs or _ckpt_epochs(head_dir) or 10
     items: list[tuple[dict[str, Callable[[int], Any]], dict[str, Any]]] = []
+    int8_jobs: list[tuple[str, str, Any, str]] = []   # (family, name, model, source) for the int8 section
 
     head_cfg_input = get_config(args.model).input_size
     sln_names = [args.model] + [m for m in args.extra_models.split(",") if m and m != args.model]
@@ -642,6 +1142,7 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
             head_cfg_input = model.cfg.input_size  # CfC reads the same sequence as SLN
         print(f"evaluating {name} ({src})")
         items.append(evaluate_sln(name, "sln", model, xte, yte, args, profile, meter["source"], src, ep))
+        int8_jobs.append(("sln", name, model, src))
     if args.dense:
         got = _get_sln(args.dense, args, train_if_missing=True, epochs=epochs)
         assert got is not None
@@ -649,6 +1150,7 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"evaluating {args.dense} ({src})")
         items.append(evaluate_sln(args.dense, "sln-dense", model, xte, yte, args, profile, meter["source"], src,
                                   ep))
+        int8_jobs.append(("sln-dense", args.dense, model, src))
     for vs in [v for v in args.vit_sizes.split(",") if v]:
         if vs not in VIT_SIZES:
             print(f"unknown ViT size {vs!r}; known: {', '.join(VIT_SIZES)}", file=sys.stderr)
@@ -662,6 +1164,8 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"evaluating {vs} ({'reused' if info['reused'] else 'trained'}, {epochs} epochs)")
         items.append(evaluate_baseline("vit", vs, cfg, model, model.patches, lambda im, m=model: count_vit(m, im),
                                        info, xte, yte, args, profile))
+        int8_jobs.append(("vit", vs, model, ("reused from " if info.get("reused") else "trained by this run into ")
+                          + str(args.cache_dir)))
     if args.no_cfc or not args.cfc_sizes:
         pass
     elif not ncps_available():
@@ -685,6 +1189,27 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
     time_interleaved([(row, timers) for timers, row in items], args.repeats, args.warmup, meter["source"],
                      progress=not args.no_progress)
     rows = [row for _, row in items]
+    int8_sec: dict[str, Any] | None = None
+    if not args.no_int8:
+        n8 = args.int8_limit_test or len(xte)
+        print(f"int8 vs int8: quantising and evaluating {len(int8_jobs)} models on {min(n8, len(xte))} test images")
+        rows8, skipped8 = [], []
+        for fam, name, mdl, src in int8_jobs:
+            t0 = time.perf_counter()
+            try:
+                if fam == "vit":
+                    rows8.append(evaluate_vit_int8(name, mdl, xtr, xte[:n8], yte[:n8], profile, src,
+                                                   args.int8_calib))
+                else:
+                    rows8.append(evaluate_sln_int8(name, fam, mdl, xtr, xte[:n8], yte[:n8], profile, src,
+                                                   args.int8_calib))
+            except ValueError as e:   # outside what the int8 model supports (e.g. k > 255)
+                skipped8.append({"name": name, "reason": str(e)})
+                print(f"  int8 {name}: skipped ({e})")
+                continue
+            print(f"  int8 {name}: {100 * rows8[-1]['accuracy']:.2f}% ({time.perf_counter() - t0:.0f} s)")
+        int8_sec = int8_section(rows8, args.model)
+        int8_sec["skipped"] = skipped8
 
     vits = [r for r in rows if r["family"] == "vit"]
     comparisons = [c for r in rows if r["family"] in ("sln", "sln-dense") and vits for c in compare(r, vits)]
@@ -699,7 +1224,8 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         "energy_ratio": use["energy_ratio"] if use else None,
         "latency_ratio": use["latency_ratio"] if use else None,
         "target_energy_ratio": 100.0, "target_latency_ratio": 3.0,
-        "int8": "not compared: no int8 SLN export on this branch yet (mixed precision is never mixed in here)",
+        "int8": ("see the 'int8' section (int8 vs int8, a table of its own)" if not args.no_int8 else
+                 "not compared in this run (--no-int8)"),
         "text": "",
     }
     if use:
@@ -716,6 +1242,8 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         "energy_profile": profile.to_dict(), "measured_energy": meter,
         "models": rows, "comparisons": comparisons, "headline": headline,
     }
+    if int8_sec is not None:
+        doc["int8"] = int8_sec
     print()
     print(format_table(rows))
     print()
@@ -733,6 +1261,17 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
               f"({c['note']})")
     if headline["text"]:
         print("HEADLINE: " + headline["text"])
+    if int8_sec is not None:
+        print()
+        print("int8 vs int8 (a separate table; not mixed into the fp32 columns above):")
+        print(format_int8_table(int8_sec["models"]))
+        for r in int8_sec["models"]:
+            print("  " + format_int8_breakdown(r))
+        for c in int8_sec["comparisons"]:
+            er = "n/a" if c["energy_ratio"] is None else f"{c['energy_ratio']:.2f}x"
+            print(f"  int8 {c['sln']:<13} vs {str(c['baseline']):<14} [{c['method']}]: energy {er}  ({c['note']})")
+        if int8_sec["headline"]["text"]:
+            print("INT8 HEADLINE: " + int8_sec["headline"]["text"])
     args.out.mkdir(parents=True, exist_ok=True)
     js = args.json or args.out / f"{args.dataset}.json"
     js.parent.mkdir(parents=True, exist_ok=True)
@@ -743,7 +1282,12 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
          f"{args.dataset}: accuracy vs estimated energy ({profile.name})")
     plot(rows, args.out / f"{args.dataset}_latency.png", "latency_ms", "batch-1 latency (ms, median)",
          f"{args.dataset}: accuracy vs batch-1 latency ({_cpu_name()[:40]})")
-    print(f"wrote {js}, {args.out / (args.dataset + '_energy.png')}, {args.out / (args.dataset + '_latency.png')}")
+    if int8_sec is not None and int8_sec["models"]:
+        plot(int8_sec["models"], args.out / f"{args.dataset}_int8_energy.png", "energy_uJ",
+             "estimated energy per inference (uJ, int8)",
+             f"{args.dataset}: int8 accuracy vs estimated int8 energy ({profile.name})")
+    print(f"wrote {js}, {args.out / (args.dataset + '_energy.png')}, {args.out / (args.dataset + '_latency.png')}"
+          + ("" if int8_sec is None else f", {args.out / (args.dataset + '_int8_energy.png')}"))
     return 0
 
 

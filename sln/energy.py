@@ -20,6 +20,9 @@ Conventions (docs/ENERGY.md):
     in bytes at the precision); activations/state from the smallest level that holds the
     model's activation working set. Above 1 MB the level is DRAM.
   * int8 accumulation is done in 32 bits: an int8 MAC = int8 multiply + int32 add.
+  * integer elementwise work (requantisation, integer LayerNorm, LUT gate, state update,
+    top-k of an int8 model) is counted as 32-bit integer ops: keys adds32 / muls32 / cmps32,
+    priced at the int32 add / int32 multiply rows whatever the `precision` argument.
 
 A profile can also be read from a JSON file with the same fields (`--energy-profile PATH`).
 """
@@ -120,25 +123,28 @@ def estimate_pj(ops: dict[str, float], weight_footprint_bytes: float, act_footpr
     """Energy of one inference in pJ, by term.
 
     ops: counts per inference with keys macs, acs, adds, muls, cmps, nonlin, weight_bytes,
-    act_bytes (read + written); missing keys count as 0.
+    act_bytes (read + written), and adds32, muls32, cmps32 (32-bit integer elementwise ops,
+    always priced at the int32 rows); missing keys count as 0.
     weight_footprint_bytes: the model's whole weight set at this precision (picks the level of
     weight reads); act_footprint_bytes: its activation working set (picks the level of
     activation traffic).
-    -> {"mac","ac","add","mul","cmp","nonlin","weight_mem","act_mem" (pJ), "compute","memory",
-        "total" (pJ), "weight_level", "act_level"}
+    -> {"mac","ac","add","mul","cmp","nonlin","int32_ops","weight_mem","act_mem" (pJ), "compute",
+        "memory", "total" (pJ), "weight_level", "act_level"}
     """
     prof = profile or get_profile()
     op = prof.op_pj(precision)
     g = {k: float(ops.get(k, 0.0)) for k in ("macs", "acs", "adds", "muls", "cmps", "nonlin",
-                                               "weight_bytes", "act_bytes")}
+                                               "weight_bytes", "act_bytes", "adds32", "muls32",
+                                               "cmps32")}
     wl, wpj = prof.memory_level(weight_footprint_bytes)
     al, apj = prof.memory_level(act_footprint_bytes)
     out: dict[str, Any] = {
         "mac": g["macs"] * op["mac"], "ac": g["acs"] * op["ac"], "add": g["adds"] * op["add"],
         "mul": g["muls"] * op["mul"], "cmp": g["cmps"] * op["cmp"], "nonlin": g["nonlin"] * op["nonlin"],
+        "int32_ops": (g["adds32"] + g["cmps32"]) * prof.int32_add + g["muls32"] * prof.int32_mul,
         "weight_mem": g["weight_bytes"] / 8.0 * wpj, "act_mem": g["act_bytes"] / 8.0 * apj,
     }
-    out["compute"] = sum(out[k] for k in ("mac", "ac", "add", "mul", "cmp", "nonlin"))
+    out["compute"] = sum(out[k] for k in ("mac", "ac", "add", "mul", "cmp", "nonlin", "int32_ops"))
     out["memory"] = out["weight_mem"] + out["act_mem"]
     out["total"] = out["compute"] + out["memory"]
     out["weight_level"], out["act_level"] = wl, al

@@ -37,6 +37,12 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     assert sln["energy_uJ"] == pytest.approx(e["total"] * 1e-6, rel=1e-9)
     assert (tmp_path / "out" / "mnist_energy.png").stat().st_size > 1000
     assert (tmp_path / "out" / "mnist_latency.png").stat().st_size > 1000
+    # the int8 vs int8 section: its own rows (never in the fp32 models), valid against its schema
+    assert all(r["precision"] == "fp32" for r in doc["models"])
+    assert B.validate(doc["int8"], B.INT8_SCHEMA) == []
+    assert {r["family"] for r in doc["int8"]["models"]} >= {"sln", "vit"}
+    assert "INT8 HEADLINE" in printed or doc["int8"]["headline"]["energy_ratio"] is None
+    assert (tmp_path / "out" / "mnist_int8_energy.png").stat().st_size > 1000
     # the validator can fail
     bad = dict(doc)
     del bad["headline"]
