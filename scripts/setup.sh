@@ -27,5 +27,8 @@ if [ "$want_test" = 1 ]; then
 else
   .venv/bin/pip install -q -e .
 fi
+# the reference liquid-network library, as the benchmark's CfC peer. --no-deps: its declared
+# dependencies would replace torch==2.13.0; it imports with what is already installed.
+.venv/bin/pip install -q --no-deps ncps==1.0.1
 # fetch + checksum MNIST into the cache now, so the first run does not stall on it
 .venv/bin/python -c "from sln.data import ensure_dataset; print('MNIST ready in', ensure_dataset('mnist'))"

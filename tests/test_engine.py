@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import skip_or_fail_in_ci
 
 from sln import engine as E
 from sln.config import SLNConfig
@@ -15,7 +16,7 @@ BACKENDS = ["c", "numpy"]
 
 def _backend_ok(backend: str) -> None:
     if backend == "c" and not E.c_backend_available():
-        pytest.skip("no C compiler: the compiled engine cannot be built here")
+        skip_or_fail_in_ci("no C compiler: the compiled engine cannot be built here")
 
 
 # --------------------------------------------------------------------------- hand-built model

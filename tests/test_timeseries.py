@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import skip_or_fail_in_ci
 
 from sln.config import SLNConfig
 from sln.data import DataError
@@ -208,7 +209,7 @@ def _basicmotions():
     try:
         return load_ts_dataset("basicmotions")
     except DataError as e:   # no cache and no registry access: say so instead of a confusing failure
-        pytest.skip(f"BasicMotions unavailable: {e}")
+        skip_or_fail_in_ci(f"BasicMotions unavailable: {e}")
 
 
 def test_basicmotions_loads_normalised() -> None:
