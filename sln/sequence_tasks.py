@@ -33,11 +33,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, load_optimizer_state, save_checkpoint
+from .checkpoint import save_checkpoint
 from .config import SLNConfig, register
 from .model import SLN
 from .timeseries import DATASETS, TSSplits, drop_steps, load_ts_dataset
-from .train import RunOptions, lr_at
+from .train import RunOptions, lr_at, restore
 from .train_cli import TRAINERS
 
 CKPT = "checkpoint.safetensors"
@@ -169,15 +169,9 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     start_epoch = 0
     ckpt = out / CKPT
     if opts.resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        model, state = load_checkpoint(ckpt)
+        model, opt, start_epoch, history = restore(ckpt, cfg)
         cfg = model.cfg
         total = steps_per_epoch * cfg.epochs
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        load_optimizer_state(ckpt, opt)
-        start_epoch, history = state["epoch"], state["history"]
-        print(f"resuming {ckpt} after epoch {start_epoch}")
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
           f"{model.num_params():,} params, {opts.dataset}: {n} train / {len(data.x_test)} test, "

@@ -86,6 +86,22 @@ def evaluate(model: SLN, images: np.ndarray, labels: np.ndarray, batch_size: int
             "dead_fraction": [1.0 - f.float().mean().item() for f in fired]}
 
 
+def restore(ckpt: Path, cfg: SLNConfig) -> tuple[SLN, torch.optim.Optimizer, int, list[dict[str, Any]]]:
+    """--resume: model, AdamW with its moments, epochs done and history from a checkpoint.
+
+    The checkpoint's config wins over the flags' (a resumed run must be the same run).
+    """
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
+    model, state = load_checkpoint(ckpt)
+    if model.cfg.to_dict() != cfg.to_dict():
+        print(f"note: resuming with the checkpoint's config ({ckpt}), not the flags'")
+    opt = torch.optim.AdamW(model.parameters(), lr=model.cfg.lr, weight_decay=model.cfg.weight_decay)
+    load_optimizer_state(ckpt, opt)
+    print(f"resuming {ckpt} after epoch {state['epoch']}")
+    return model, opt, state["epoch"], state["history"]
+
+
 def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     torch.set_num_threads(opts.threads or os.cpu_count() or 1)
     out = Path(opts.out)
@@ -104,17 +120,9 @@ def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     start_epoch = 0
     ckpt = out / CKPT
     if opts.resume:
-        if not ckpt.is_file():
-            raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}")
-        model, state = load_checkpoint(ckpt)
-        if model.cfg.to_dict() != cfg.to_dict():
-            print(f"note: resuming with the checkpoint's config ({ckpt}), not the flags'")
-            cfg = model.cfg
-            total = steps_per_epoch * cfg.epochs
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        load_optimizer_state(ckpt, opt)
-        start_epoch, history = state["epoch"], state["history"]
-        print(f"resuming {ckpt} after epoch {start_epoch}")
+        model, opt, start_epoch, history = restore(ckpt, cfg)
+        cfg = model.cfg
+        total = steps_per_epoch * cfg.epochs
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
 
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers} layer(s), k={cfg.k} "
