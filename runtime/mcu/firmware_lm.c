@@ -10,15 +10,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "semihost.h"
+#include "board.h"
 #include "sln_lm.h"
 #include "sln_model_data.h"
 
 uint32_t sln_stack_used(void);
 
-#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
-#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
-#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 #define MAX_ARGS 64
 
 static uint32_t state[(SLN_MODEL_WORKSPACE_BYTES + 3u) / 4u];
@@ -26,30 +23,6 @@ static int32_t logits[SLN_MODEL_N_CLASSES];
 static uint16_t cand[SLN_MODEL_N_CLASSES];
 static sln_model model;
 static char cmdline[512];
-
-static uint32_t ticks_since(uint32_t t0) { return (t0 - SYST_CVR) & 0xFFFFFFu; }
-
-static uint32_t parse_u32(const char *s)
-{
-  uint32_t v = 0;
-  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
-  return v;
-}
-
-static int fail(const char *msg)
-{
-  semi_puts("error: ");
-  semi_puts(msg);
-  semi_puts("\n");
-  return 1;
-}
-
-static uint32_t calibrate(uint32_t n)
-{
-  uint32_t t0 = SYST_CVR;
-  __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n) : : "cc");
-  return ticks_since(t0);
-}
 
 int main(void)
 {

@@ -1,0 +1,43 @@
+/* board.h -- QEMU mps2-an386 (Cortex-M4) helpers shared by the classifier and LM firmware:
+ * the SysTick registers that count instructions under `-icount shift=0`, argument parsing
+ * and error reporting over semihosting. Header-only (static inline) so each firmware is
+ * compiled as one unit exactly as before. */
+#ifndef SLN_BOARD_H
+#define SLN_BOARD_H
+
+#include <stdint.h>
+
+#include "semihost.h"
+
+/* SysTick (ARMv7-M system timer), clocked by the 25 MHz CPU clock of the board model */
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+/* ticks elapsed since t0 on the 24-bit down-counter */
+static inline uint32_t ticks_since(uint32_t t0) { return (t0 - SYST_CVR) & 0xFFFFFFu; }
+
+static inline uint32_t parse_u32(const char *s)
+{
+  uint32_t v = 0;
+  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
+  return v;
+}
+
+static inline int fail(const char *msg)
+{
+  semi_puts("error: ");
+  semi_puts(msg);
+  semi_puts("\n");
+  return 1;
+}
+
+/* 2 * n instructions (subs + bne per iteration): calibrates ticks per instruction */
+static inline uint32_t calibrate(uint32_t n)
+{
+  uint32_t t0 = SYST_CVR;
+  __asm__ volatile("1: subs %0, %0, #1\n bne 1b" : "+r"(n) : : "cc");
+  return ticks_since(t0);
+}
+
+#endif
