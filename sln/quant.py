@@ -226,13 +226,19 @@ def calibrate(model: SLN, images: np.ndarray, batch: int = 500) -> list[dict[str
             new = []
             for li, (cell, (hh, yy)) in enumerate(zip(model.cells, state, strict=True)):
                 a = cell.w_in(inp) + cell.w_rec(yy)
-                c = F.relu(cell.ln(a[:, :cell.n_neurons]))
-                stats[li]["a_max"] = max(stats[li]["a_max"], a.abs().max().item())
-                stats[li]["c_max"] = max(stats[li]["c_max"], c.max().item())
-                inp, st, _ = cell.step(inp, (hh, yy))
-                new.append(st)
+                record_range(stats[li], cell, a)
+                hh = cell.update(a, hh, 1.0)          # the cell's step, reusing a
+                inp = hh * cell.select(hh)
+                new.append((hh, inp))
             state = new
     return stats
+
+
+def record_range(stats: dict[str, float], cell: torch.nn.Module, a: torch.Tensor) -> None:
+    """Widen one layer's calibration maxima with the pre-activation a (B, 2N): max |a|, max c."""
+    c = F.relu(cell.ln(a[:, :cell.n_neurons]))
+    stats["a_max"] = max(stats["a_max"], a.abs().max().item())
+    stats["c_max"] = max(stats["c_max"], c.max().item())
 
 
 def quantize(model: SLN, calib_images: np.ndarray) -> QModel:

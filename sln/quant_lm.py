@@ -38,7 +38,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from . import quant
 from .export import MODEL_KINDS, c_array_header, from_bytes, to_bytes, to_c_array
@@ -79,9 +78,7 @@ def calibrate_lm(model: SLNLM, ids: torch.Tensor, streams: int = 8) -> list[dict
                 a = cell.w_in.weight.t()[x[:, t]] + cell.w_in.bias + cell.w_rec(y)
             else:
                 a = cell.w_in(inp) + cell.w_rec(y)
-            c = F.relu(cell.ln(a[:, :cell.n_neurons]))
-            stats[li]["a_max"] = max(stats[li]["a_max"], a.abs().max().item())
-            stats[li]["c_max"] = max(stats[li]["c_max"], c.max().item())
+            quant.record_range(stats[li], cell, a)
             h = cell.update(a, h, 1.0)
             inp = h * cell.select(h)
             new.append((h, inp))
