@@ -1,0 +1,431 @@
+r"""The integer model: the one specification of int8 SLN inference (numpy only, ground floor).
+
+`q_step` below IS the integer step. The exporter's reference (`reference_forward`), the
+int8 accuracy path (sln/quant.py `compare`), the character LM's reference (`lm_step`) and
+the benchmark's operation counting (`counter=`) all call it; the C runtime (runtime/sln.c)
+implements exactly these integer operations and the tests demand the same winners and
+logits, bit for bit. Nothing here uses floating point except the exact-integer trick noted
+in `matmul_exact`.
+
+Number formats (per layer l; F = a_frac, H = h_frac are calibrated powers of two):
+
+    input x      layer 0: classifier: raw pixel p in 0..255 (real x = p/255); character LM:
+                 the one-hot character (x_q = 1 at its id, real x = 1), so W_in_q x_q is one
+                 column of W_in_q (one input event of value 1); layer l>0: y of layer l-1 (Q H)
+    weights      int8, per output channel i: w_real = s_i * w_q, s_i = max_j |w_ij| / 127
+    accumulators int32: acc_in = W_in_q x_q (only nonzero inputs), acc_rec = W_rec_q y_q (only winners)
+    a            Q F int32: a = rq(acc_in, M_in) + rq(acc_rec, M_rec) + bias_q, saturated to +-2^23
+                 rq(acc, m, sh) = floor((acc*m + 2^(sh-1)) / 2^sh), m in [2^22, 2^23): M = m 2^-sh
+    LayerNorm    mean = round_div(sum u, N); d = u - mean; var = floor(sum d^2 / N)
+                 std = isqrt(var + eps_q) (Q F); inv = floor(2^36 / std); n = rsr(d*inv, 24) (Q12)
+                 c = clamp(rsr(gamma_q*n + beta_q, 24 - H), 0, 32767)    gamma Q12, beta Q24, c Q H
+    gate         alpha = LUT(v) in Q15: alpha(v) = exp(-(softplus(v) + lambda_min) * dt), dt = 1,
+                 tabulated at v = -16 + i/8 (i = 0..256), linear interpolation, v clamped to [-16, 16)
+    state        h = (alpha*h + (32768 - alpha)*c + 16384) >> 15        (int16, Q H, h >= 0)
+    winners      score = boost_q * h (boost_q = round(65535 boost / max boost)); top-k by score,
+                 ties to the lowest index (a stable sort), exactly as the float cell
+    readout      one function for both model kinds, over an accumulator acc (int32, N):
+                 logit_c = rq(sum_i w_out_q[c,i] acc_i, M_out_c) + b_c (Q16)
+                 classifier: acc = sum_t y_t of the top layer, 1/T folded into M_out;
+                 character LM: acc = y_t of the current step (only the k winners are nonzero)
+
+rsr(x, s) = floor((x + 2^(s-1)) / 2^s) is a rounding right shift; round_div likewise
+(floor((2x + n) / (2n))). All limits that keep int32 accumulators from overflowing
+(k <= 255, input_size <= 4096, n_neurons <= 4096, n_steps <= 256) are checked by both the
+exporter and the C loader.
+
+Deterministic integer sampler of the character LM (`Sampler`, mirrored by the C runtime's
+`sln_sample`):
+
+    rng          xorshift32: x ^= x << 13; x ^= x >> 17; x ^= x << 5 (mod 2^32); seed 0 -> 2463534242
+    temp_q8 = 0  greedy: argmax, ties to the lowest id (the RNG is not advanced)
+    otherwise    candidates = the top_k largest logits (top_k 0 or > V: all), ties to the lowest id
+                 m = max logit; z_j = floor((l_j - m) * 256 / temp_q8)            (Q16, <= 0)
+                 t_j = floor(z_j * LOG2E_Q16 / 2^16)     (base-2 exponent, Q16, <= 0)
+                 u = -t_j; n = u >> 16; f = u & 0xFFFF; i = f >> 12; r = f & 0xFFF
+                 p = E[i] - ((E[i] - E[i+1]) * r >> 12),  E[i] = round(2^16 * 2^(-i/16)), i = 0..16
+                 w_j = p >> n (0 when n >= 31)               (weight ~ 2^16 exp(z_j / 2^16))
+                 S = sum w_j (>= 2^16: the maximum has w = 2^16); R = (rng() * S) >> 32 (64-bit)
+                 the token is the first candidate (in candidate order) whose running sum exceeds R
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# --- fixed constants of the integer model (format version 1) ---------------------------------
+MULT_BITS = 23                # requantisation multipliers m in [2^22, 2^23)
+A_SAT = 1 << 23               # |a| saturation (Q F)
+NORM_FRAC = 12                # LayerNorm output n in Q12
+GAMMA_FRAC = 12               # LayerNorm gamma in Q12 (beta in Q24 = NORM_FRAC + GAMMA_FRAC)
+INV_BITS = 36                 # inv = 2^36 / std
+ALPHA_ONE = 1 << 15           # alpha in Q15
+LUT_LO = -16                  # gate LUT covers v in [-16, 16) (real units)
+LUT_STEP_LOG2 = 3             # 8 LUT intervals per unit of v
+LUT_SIZE = 256                # intervals; the table holds LUT_SIZE + 1 points
+BOOST_MAX = 65535
+H_MAX = 32767                 # int16 state
+LOGIT_FRAC = 16
+MAX_K, MAX_INPUT, MAX_NEURONS, MAX_STEPS, MAX_LAYERS, MAX_CLASSES = 255, 4096, 4096, 256, 4, 1024
+LOG2E_Q16 = 94548                                   # round(log2(e) * 2^16)
+EXP2_LUT = tuple(int(round(65536 * 2.0 ** (-i / 16))) for i in range(17))   # 2^(-i/16) in Q16
+SEED_ZERO = 2463534242                              # xorshift32 state used for seed 0
+
+
+@dataclass
+class QLayer:
+    """One quantised liquid population. Weight matrices are stored transposed (input-major)
+    so that the runtime reads one contiguous column per input event / winner."""
+    a_frac: int                  # F: a, v, u in Q F
+    h_frac: int                  # H: c, h, y in Q H
+    eps_q: int                   # LayerNorm eps in Q 2F
+    w_in: np.ndarray             # int8 (D, 2N)
+    in_mult: np.ndarray          # int32 (2N,)
+    in_shift: np.ndarray         # int32 (2N,)
+    w_rec: np.ndarray            # int8 (N, 2N)
+    rec_mult: np.ndarray         # int32 (2N,)
+    rec_shift: np.ndarray        # int32 (2N,)
+    bias: np.ndarray             # int32 (2N,) Q F
+    ln_gamma: np.ndarray         # int32 (N,) Q12
+    ln_beta: np.ndarray          # int32 (N,) Q24
+    boost: np.ndarray            # int32 (N,) 0..65535
+    alpha_lut: np.ndarray        # int32 (LUT_SIZE + 1,) Q15
+
+
+@dataclass
+class QModel:
+    input_size: int
+    n_classes: int
+    n_neurons: int
+    n_layers: int
+    k: int
+    n_steps: int                 # classifier: steps per sample; character LM: 1
+    layers: list[QLayer]
+    w_out: np.ndarray            # int8 (N, C)
+    out_mult: np.ndarray         # int32 (C,)
+    out_shift: np.ndarray        # int32 (C,)
+    out_bias: np.ndarray         # int32 (C,) Q16
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+# --- integer helpers (mirrored one to one in runtime/sln.c) ----------------------------------
+def rsr(x: np.ndarray, s: int | np.ndarray) -> np.ndarray:
+    """Rounding arithmetic right shift floor((x + 2^(s-1)) / 2^s) on int64 (s >= 1)."""
+    s = np.asarray(s, dtype=np.int64)
+    return (x + (np.int64(1) << (s - 1))) >> s
+
+
+def requant(acc: np.ndarray, mult: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    return rsr(acc.astype(np.int64) * mult.astype(np.int64), shift.astype(np.int64))
+
+
+def quantize_multiplier(M: float) -> tuple[int, int]:
+    """Real M >= 0 -> (m, sh) with M ~= m 2^-sh, m in [2^22, 2^23), 1 <= sh <= 62 (m=0 for M~0)."""
+    if not math.isfinite(M) or M < 0:
+        raise ValueError(f"multiplier {M} must be finite and >= 0")
+    if M < 2.0 ** -38:
+        return 0, 1
+    e = math.floor(math.log2(M))
+    sh = MULT_BITS - 1 - e
+    m = int(round(M * 2.0 ** sh))
+    if m >= 1 << MULT_BITS:
+        m //= 2
+        sh -= 1
+    if not 1 <= sh <= 62:
+        raise ValueError(f"multiplier {M} is out of the representable range (shift {sh})")
+    return m, sh
+
+
+def alpha_lut(lambda_min: float, dt: float = 1.0) -> np.ndarray:
+    """Gate table: alpha(v) = exp(-(softplus(v) + lambda_min) dt) in Q15 at v = LUT_LO + i/8."""
+    v = LUT_LO + np.arange(LUT_SIZE + 1, dtype=np.float64) / (1 << LUT_STEP_LOG2)
+    sp = np.logaddexp(0.0, v)  # softplus, stable
+    a = np.exp(-(sp + lambda_min) * dt)
+    return np.clip(np.round(a * ALPHA_ONE), 0, ALPHA_ONE - 1).astype(np.int64)
+
+
+def lut_gate(v: np.ndarray, lut: np.ndarray, F: int) -> np.ndarray:
+    """v (Q F int64) -> alpha (Q15) by linear interpolation in the table (requires F >= 3)."""
+    s = F - LUT_STEP_LOG2
+    lo = np.int64(LUT_LO) << F
+    off = np.clip(v, lo, (np.int64(-LUT_LO) << F) - 1) - lo
+    i = off >> s
+    fr = off & ((np.int64(1) << s) - 1)
+    l0, l1 = lut[i], lut[i + 1]
+    return l0 + (((l1 - l0) * fr) >> s)
+
+
+def round_div(x: np.ndarray, n: int) -> np.ndarray:
+    return (2 * x + n) // (2 * n)   # numpy // on int64 is floor division, as the C helper
+
+
+def isqrt(x: np.ndarray) -> np.ndarray:
+    return np.array([math.isqrt(int(t)) for t in x.ravel()], dtype=np.int64).reshape(x.shape)
+
+
+def matmul_exact(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """int64 (B, D) @ int8 (D, M) -> int64, exactly. float64 BLAS is exact here because every
+    product and partial sum is an integer below 2^53 (|x| < 2^15, |w| <= 128, D <= 4096)."""
+    return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+
+
+def topk_stable(score: np.ndarray, k: int) -> np.ndarray:
+    """(B, N) -> (B, k) winner indices, highest score first, ties to the lowest index."""
+    return np.argsort(-score, axis=1, kind="stable")[:, :k]
+
+
+# --- operation counting (the benchmark's int8 accounting) ------------------------------------
+COUNT_TERMS = ("input", "recurrent", "elementwise", "readout")
+COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "act_bytes", "events", "dense_mac")
+ISQRT_ITERS = 16   # isqrt of a 32-bit value: 16 iterations of (2 adds + 1 compare)
+
+
+@dataclass
+class IntCounts:
+    """What an event-driven integer runtime executes, summed over every sample and step.
+
+    A MAC (int8 weight x integer activation, int32 accumulate) for each weight column of a
+    nonzero input / nonzero winner of the previous step (2N columns each), 1 byte per int8
+    weight read; requantisation (acc * m, round, shift) as 1 int32 mul + 2 int32 adds per
+    output; integer LayerNorm, LUT gate, state update, boost and top-k as the int32 adds /
+    muls / compares listed in `q_step` (a shift, mask or clamp bound counts as an add /
+    compare; a division as 1 mul + 1 add; isqrt as ISQRT_ITERS x (2 adds + 1 compare));
+    int32 parameters (mults, shifts, bias, gamma, beta, boost, gate table entries) as 4 bytes
+    per read. `nz_out` counts nonzero neuron outputs (for the active fraction).
+    """
+    terms: dict[str, dict[str, float]] = field(
+        default_factory=lambda: {t: dict.fromkeys(COUNTERS, 0.0) for t in COUNT_TERMS})
+    nz_out: float = 0.0
+
+
+# --- the integer step ------------------------------------------------------------------------
+@dataclass
+class QState:
+    """Batched integer state: per layer h (B, N) int64 (Q H), y (B, N) = h on the winners, and
+    the winners (B, k) of the last step in selection order (highest score first)."""
+    h: list[np.ndarray]
+    y: list[np.ndarray]
+    win: list[np.ndarray]
+
+
+def init_state(qm: QModel, batch: int = 1) -> QState:
+    N, k = qm.n_neurons, qm.k
+    return QState([np.zeros((batch, N), np.int64) for _ in qm.layers],
+                  [np.zeros((batch, N), np.int64) for _ in qm.layers],
+                  [np.zeros((batch, k), np.int64) for _ in qm.layers])
+
+
+def q_step(qm: QModel, state: QState, x: np.ndarray, counter: IntCounts | None = None) -> np.ndarray:
+    """One step of every layer on integer inputs x (B, input_size) (pixels, or one-hot ids).
+
+    Updates `state` in place -> the top layer's output y (B, N). With `counter`, adds what an
+    event-driven runtime executes (see IntCounts).
+    """
+    B = x.shape[0]
+    N, k = qm.n_neurons, qm.k
+    rows = np.arange(B)[:, None]
+    inp = x.astype(np.int64)
+    for li, L in enumerate(qm.layers):
+        a = (requant(matmul_exact(inp, L.w_in), L.in_mult, L.in_shift)
+             + requant(matmul_exact(state.y[li], L.w_rec), L.rec_mult, L.rec_shift) + L.bias)
+        a = np.clip(a, -A_SAT, A_SAT)
+        u, v = a[:, :N], a[:, N:]
+        mean = round_div(u.sum(1, keepdims=True), N)
+        d = u - mean
+        var = (d * d).sum(1, keepdims=True) // N
+        std = np.maximum(isqrt(var + L.eps_q), 1)
+        inv = (np.int64(1) << INV_BITS) // std
+        n = rsr(d * inv, INV_BITS - NORM_FRAC)
+        c = np.clip(rsr(L.ln_gamma * n + L.ln_beta, NORM_FRAC + GAMMA_FRAC - L.h_frac), 0, H_MAX)
+        alpha = lut_gate(v, L.alpha_lut, L.a_frac)
+        h = (alpha * state.h[li] + (ALPHA_ONE - alpha) * c + (ALPHA_ONE >> 1)) >> 15
+        win = topk_stable(L.boost * h, k)
+        y = np.zeros_like(h)
+        y[rows, win] = h[rows, win]
+        if counter is not None:
+            _count_layer(counter, li, inp, state.y[li], y, B, N, k)
+        state.h[li], state.y[li], state.win[li] = h, y, win
+        inp = y
+    return inp
+
+
+def _count_layer(cnt: IntCounts, li: int, inp: np.ndarray, y_prev: np.ndarray, y: np.ndarray,
+                 B: int, N: int, k: int) -> None:
+    """Counts of one layer step (B samples): inp its input, y_prev / y its old / new output."""
+    ci, cr, ce = (cnt.terms[t] for t in COUNT_TERMS[:3])
+    N2 = 2 * N
+    # input projection: one int8 column (2N weights) per nonzero input
+    ev = float((inp != 0).sum())
+    ci["events"] += ev
+    ci["mac"] += ev * N2
+    ci["dense_mac"] += B * inp.shape[1] * N2
+    ci["weight_bytes"] += ev * N2 + B * N2 * 8              # columns + in_mult/in_shift
+    ci["act_bytes"] += B * inp.shape[1] if li == 0 else ev * 4   # pixel scan / (idx, val) events
+    ci["muls32"] += B * N2
+    ci["adds32"] += B * N2 * 2                              # requant: round + shift
+    # recurrent projection: one column per nonzero winner of the previous step
+    m_b = (y_prev != 0).sum(1)
+    m = float(m_b.sum())
+    busy = float((m_b > 0).sum())                           # samples whose recurrent sum is not empty
+    cr["events"] += m
+    cr["mac"] += m * N2
+    cr["dense_mac"] += B * N * N2
+    cr["weight_bytes"] += m * N2 + busy * N2 * 8
+    cr["act_bytes"] += m * 4
+    cr["muls32"] += busy * N2
+    cr["adds32"] += busy * N2 * 2
+    # pre-activation: + rec, + bias, saturation; a written and read (int32)
+    ce["adds32"] += B * N2 * 2
+    ce["cmps32"] += B * N2 * 2
+    ce["weight_bytes"] += B * N2 * 4
+    ce["act_bytes"] += B * N2 * 4 * 2
+    # integer LayerNorm
+    ce["adds32"] += B * (N + 2 + N + N + 1 + 1 + 2 * ISQRT_ITERS + 1 + 2 * N + 3 * N)
+    ce["muls32"] += B * (1 + N + 1 + 1 + N + N)
+    ce["cmps32"] += B * (1 + ISQRT_ITERS + 2 * N)
+    ce["weight_bytes"] += B * N * 8                         # gamma, beta
+    # gate: clamp, offset, index/fraction, two table reads, interpolation
+    ce["cmps32"] += B * N * 2
+    ce["adds32"] += B * N * (1 + 2 + 1 + 1 + 1)
+    ce["muls32"] += B * N
+    ce["weight_bytes"] += B * N * 2 * 4
+    # state update h = (alpha h + (1 - alpha) c + half) >> 15  (int16 state)
+    ce["muls32"] += B * N * 2
+    ce["adds32"] += B * N * 4
+    ce["act_bytes"] += B * N * 2 * 2                        # h read, written (int16)
+    # k-WTA on boost * h (compares: N + k log2 k + k, the engine's convention)
+    ce["muls32"] += B * N
+    ce["weight_bytes"] += B * N * 4                         # boost
+    ce["cmps32"] += B * (N + int(k * math.ceil(math.log2(max(k, 2)))) + k)
+    nzl = float((y != 0).sum())
+    cnt.nz_out += nzl
+    ce["act_bytes"] += nzl * 4                              # events (idx, val) written
+
+
+def readout(qm: QModel, acc: np.ndarray, counter: IntCounts | None = None) -> np.ndarray:
+    """acc (B, N) int64 -> logits (B, C) int64 in Q16 (one readout for both model kinds)."""
+    dot = matmul_exact(acc, qm.w_out)
+    logits = np.clip(requant(dot, qm.out_mult, qm.out_shift) + qm.out_bias, -2 ** 31, 2 ** 31 - 1)
+    if counter is not None:
+        B, C = acc.shape[0], qm.n_classes
+        ro = counter.terms["readout"]
+        nf = float((acc != 0).sum())
+        ro["mac"] += nf * C
+        ro["dense_mac"] += B * qm.n_neurons * C
+        ro["weight_bytes"] += nf * C + B * C * 12           # int8 rows; out_mult, out_shift, out_bias
+        ro["muls32"] += B * C
+        ro["adds32"] += B * C * 3                           # requant round + shift, + bias
+        ro["act_bytes"] += nf * 4 + B * C * 4
+    return logits
+
+
+def reference_forward(qm: QModel, pixels: np.ndarray, counter: IntCounts | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The integer classifier. pixels uint8 (B, n_steps*input_size) or (B, 28, 28).
+
+    -> logits int64 (B, C) in Q16, winners int64 (B, n_layers, n_steps, k) in selection order.
+    """
+    B = pixels.shape[0]
+    T, D = qm.n_steps, qm.input_size
+    x = pixels.reshape(B, T, D).astype(np.int64)
+    st = init_state(qm, B)
+    racc = np.zeros((B, qm.n_neurons), np.int64)
+    winners = np.zeros((B, qm.n_layers, T, qm.k), np.int64)
+    for t in range(T):
+        y = q_step(qm, st, x[:, t], counter)
+        for li in range(qm.n_layers):
+            winners[:, li, t] = st.win[li]
+        racc += y
+        if counter is not None:   # readout accumulator: events read, accumulator read + written
+            ro = counter.terms["readout"]
+            mt = float((y != 0).sum())
+            ro["adds32"] += mt
+            ro["act_bytes"] += mt * 4 + mt * 4 * 2
+            ro["events"] += mt
+    return readout(qm, racc, counter), winners
+
+
+def lm_step(qm: QModel, token: int, state: QState) -> np.ndarray:
+    """The integer character LM: feed one character id (batch 1), update state -> logits (V,), Q16."""
+    if not 0 <= token < qm.input_size:
+        raise ValueError(f"token {token} is outside the vocabulary (0..{qm.input_size - 1})")
+    x = np.zeros((1, qm.input_size), np.int64)
+    x[0, token] = 1
+    return readout(qm, q_step(qm, state, x))[0]
+
+
+# --- the integer sampler -------------------------------------------------------------------------
+def xorshift32(x: int) -> int:
+    x ^= (x << 13) & 0xFFFFFFFF
+    x ^= x >> 17
+    x ^= (x << 5) & 0xFFFFFFFF
+    return x
+
+
+def exp_weight(z: int) -> int:
+    """z (Q16, <= 0) -> ~2^16 exp(z / 2^16), as specified in the module docstring."""
+    t = (z * LOG2E_Q16) >> 16          # floor, z <= 0
+    u = -t
+    n, f = u >> 16, u & 0xFFFF
+    if n >= 31:
+        return 0
+    i, r = f >> 12, f & 0xFFF
+    p = EXP2_LUT[i] - (((EXP2_LUT[i] - EXP2_LUT[i + 1]) * r) >> 12)
+    return p >> n
+
+
+class Sampler:
+    def __init__(self, seed: int) -> None:
+        self.state = (seed & 0xFFFFFFFF) or SEED_ZERO
+
+    def next(self) -> int:
+        self.state = xorshift32(self.state)
+        return self.state
+
+    def sample(self, logits: np.ndarray, temp_q8: int, top_k: int) -> int:
+        lg = [int(v) for v in logits]
+        V = len(lg)
+        order = sorted(range(V), key=lambda j: (-lg[j], j))        # ties to the lowest id
+        if temp_q8 <= 0:
+            return order[0]
+        cand = order[: top_k if 0 < top_k < V else V]
+        m = lg[cand[0]]
+        w = [exp_weight(((lg[j] - m) * 256) // temp_q8) for j in cand]
+        r = (self.next() * sum(w)) >> 32
+        run = 0
+        for j, wj in zip(cand, w, strict=True):
+            run += wj
+            if run > r:
+                return j
+        raise AssertionError("unreachable: the running sum ends at S > R")
+
+
+def generate_ids(qm: QModel, prompt_ids: list[int], n_tokens: int, seed: int, temp_q8: int, top_k: int) -> list[int]:
+    """Feed the prompt, then sample n_tokens ids (each fed back) -> the generated ids."""
+    if not prompt_ids:
+        raise ValueError("the prompt must hold at least one character")
+    st, smp = init_state(qm, 1), Sampler(seed)
+    logits = None
+    for t in prompt_ids:
+        logits = lm_step(qm, int(t), st)
+    out = []
+    for i in range(n_tokens):
+        assert logits is not None
+        nxt = smp.sample(logits, temp_q8, top_k)
+        out.append(nxt)
+        if i + 1 < n_tokens:
+            logits = lm_step(qm, nxt, st)
+    return out
+
+
+def check_limits(D: int, C: int, N: int, L: int, k: int, T: int) -> None:
+    for name, val, hi in (("input_size", D, MAX_INPUT), ("n_classes", C, MAX_CLASSES),
+                          ("n_neurons", N, MAX_NEURONS), ("n_layers", L, MAX_LAYERS), ("k", k, MAX_K),
+                          ("n_steps", T, MAX_STEPS)):
+        if not 1 <= val <= hi:
+            raise ValueError(f"{name}={val} is outside what the int8 runtime supports (1..{hi})")
+    if k > N:
+        raise ValueError("k > n_neurons")
