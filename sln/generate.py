@@ -18,7 +18,10 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from .lm import GPTLM, SLNLM, Vocab, load_lm
+from .gpt import GPTLM
+from .lm import load_lm
+from .model import SLN
+from .text import Vocab
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int, g: torch.Generator) -> torch.Tensor:
@@ -42,13 +45,14 @@ def generate(model: nn.Module, vocab: Vocab, prompt: str, tokens: int, temperatu
     ids = vocab.encode(prompt)
     out: list[int] = []
     model.eval()
-    if isinstance(model, SLNLM):
+    if isinstance(model, SLN):
         state = model.init_state(1)
         for i in ids[:-1]:
             _, state, _ = model.step(i.view(1), state)
         cur = ids[-1:].clone()
         for _ in range(tokens):
-            logits, state, _ = model.step(cur, state)       # constant cost per token
+            y, state, _ = model.step(cur, state)            # constant cost per token
+            logits = model.readout(y)
             cur = _sample(logits, temperature, top_k, g)
             out.append(int(cur))
         return vocab.decode(out)

@@ -1,13 +1,21 @@
-"""The Sparse Liquid Network: stacked liquid cells over a sequence plus a linear readout.
+"""The Sparse Liquid Network: stacked liquid cells plus a linear readout chosen by the config.
 
     x (B, T, D) --cell_1--> y^1 (B, T, N) --cell_2--> ... --> y^L (B, T, N)
-    logits = W_o mean_t(y^L_t) + b_o                       (B, n_classes)
+    task "classify": logits = W_o mean_t(y^L_t) + b_o          (B, n_classes), over valid steps
+    task "lm":       logits_t = W_o y^L_t + b_o                  (B, T, vocab), at every step
 
-The readout reads the running sum of sparse outputs: each step adds <= k values, and the
-final matmul needs only the columns of neurons that fired at least once.
+`SLN.step(x_t, state, dt)` is the only float step of the project: the sequence loop below,
+the int8 calibration (sln/quant.py), the event-driven engine's reference (sln/engine.py),
+streaming and generation all call it. For the character LM the input is token ids (B,):
+the first cell reads one column of W_in (a gather, one input event of value 1).
+
+The classifier's readout reads the running sum of sparse outputs: each step adds <= k values,
+and the final matmul needs only the columns of neurons that fired at least once; the LM's
+readout reads only the k winners of the step.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,19 +24,37 @@ import torch.nn as nn
 from .cell import LiquidCell, State
 from .config import SLNConfig, get_config
 
+TASKS = ("classify", "lm")
+
 
 @dataclass
 class Activity:
-    """What fired during a forward pass (for metrics; all tensors are detached)."""
-    active: list[torch.Tensor]   # per layer: (T,) mean share of neurons with nonzero output per step
-    fired: list[torch.Tensor]    # per layer: (N,) bool, neuron fired (nonzero) at least once in the batch
+    """What fired during a sequence (for metrics and homeostasis; tensors stay on the model's device).
+
+    active[l] (T,): share of neurons with a nonzero output at each step, over the valid samples;
+    mean[l] (0-d): the same share over all valid (sample, step) pairs; fired[l] (N,) bool: fired
+    (nonzero) at least once in the batch; wins[l] (N,): how often each neuron was selected, over
+    valid (sample, step) pairs; n_valid (0-d): the number of such pairs.
+    """
+    active: list[torch.Tensor]
+    mean: list[torch.Tensor]
+    fired: list[torch.Tensor]
+    wins: list[torch.Tensor]
+    n_valid: torch.Tensor
+
+
+@dataclass
+class SeqOutput:
+    logits: torch.Tensor          # classify: (B, C); lm: (B, T, V)
+    state: list[State]            # state after the last step (carry it into the next window)
+    activity: Activity
 
 
 class SLN(nn.Module):
     def __init__(self, cfg: SLNConfig) -> None:
         super().__init__()
-        if cfg.task != "classify":
-            raise ValueError(f"SLN is the classifier; config task {cfg.task!r} needs create_model(name)")
+        if cfg.task not in TASKS:
+            raise ValueError(f"unknown task {cfg.task!r}; choose one of {TASKS}")
         self.cfg = cfg
         sizes = [cfg.input_size] + [cfg.n_neurons] * cfg.n_layers
         self.cells = nn.ModuleList(
@@ -42,57 +68,83 @@ class SLN(nn.Module):
         dev = self.readout.weight.device
         return [c.init_state(batch, dev) for c in self.cells]
 
-    def step(self, x_t: torch.Tensor, state: list[State], dt: torch.Tensor | float = 1.0
+    def step(self, x_t: torch.Tensor, state: list[State], dt: torch.Tensor | float = 1.0,
+             observe: Callable[[int, torch.Tensor], None] | None = None
              ) -> tuple[torch.Tensor, list[State], list[torch.Tensor]]:
-        """x_t (B, D) -> top-layer output y (B, N), new states, per-layer winner masks."""
+        """x_t (B, D) float, or token ids (B,) long for the LM -> top-layer output y (B, N),
+        new states, per-layer winner masks (B, N). observe(layer, a) sees each pre-activation
+        a (B, 2N) (int8 calibration). For the LM's next-token logits: `self.readout(y)`."""
         new, masks, inp = [], [], x_t
-        for cell, s in zip(self.cells, state):
-            inp, s, m = cell.step(inp, s, dt)
+        for i, (cell, s) in enumerate(zip(self.cells, state, strict=True)):
+            inp, s, m = cell.step(inp, s, dt, observe=None if observe is None else (lambda a, i=i: observe(i, a)))
             new.append(s)
             masks.append(m)
         return inp, new, masks
 
     # --- whole sequence ---------------------------------------------------
-    def forward(self, x: torch.Tensor, dt: torch.Tensor | float | None = None,
-                return_activity: bool = False):
-        """x (B, T, D); dt None (=1.0), a float, or (B, T) elapsed times -> logits (B, C)."""
-        B, T, _ = x.shape
-        state = self.init_state(B)
-        acc = torch.zeros(B, self.cfg.n_neurons, device=x.device)
-        wins = [torch.zeros(self.cfg.n_neurons, device=x.device) for _ in self.cells]
-        active = [torch.zeros(T) for _ in self.cells]
-        fired = [torch.zeros(self.cfg.n_neurons, dtype=torch.bool, device=x.device) for _ in self.cells]
+    def run(self, x: torch.Tensor, dt: torch.Tensor | float | None = None, lengths: torch.Tensor | None = None,
+            state: list[State] | None = None) -> SeqOutput:
+        """x (B, T, D) (or ids (B, T) for the LM); dt None (=1.0), a float or (B, T) elapsed times;
+        lengths (B,) valid steps per sample (right padding; classifier only); state to continue from.
+
+        In training mode the homeostatic boost is updated from this call's win rates (valid steps only).
+        """
+        B, T = x.shape[0], x.shape[1]
+        dev = x.device
+        N = self.cfg.n_neurons
+        lm = self.cfg.task == "lm"
+        if lm and lengths is not None:
+            raise ValueError("lengths (padding) is for classification; the LM streams unpadded text")
+        valid = None if lengths is None else torch.arange(T, device=dev)[None, :] < lengths.to(dev)[:, None]
+        state = self.init_state(B) if state is None else state
+        acc = torch.zeros(B, N, device=dev)
+        outs = []
+        wins = [torch.zeros(N, device=dev) for _ in self.cells]
+        nz_sums = [torch.zeros((), device=dev) for _ in self.cells]
+        active = [torch.zeros(T, device=dev) for _ in self.cells]
+        fired = [torch.zeros(N, dtype=torch.bool, device=dev) for _ in self.cells]
         for t in range(T):
             dt_t = 1.0 if dt is None else (dt[:, t] if isinstance(dt, torch.Tensor) else dt)
             y, state, masks = self.step(x[:, t], state, dt_t)
-            acc = acc + y
-            for i, (m, s) in enumerate(zip(masks, state)):
-                wins[i] += m.float().sum(0)
+            v = None if valid is None else valid[:, t, None]                  # (B, 1)
+            if lm:
+                outs.append(self.readout(y))
+            else:
+                acc = acc + (y if v is None else y * v)
+            n_t = B if v is None else v.sum().clamp(min=1)                  # valid samples at step t
+            for i, (m, s) in enumerate(zip(masks, state, strict=True)):
                 nz = s[1].detach() != 0
-                active[i][t] = nz.float().mean()
+                if v is not None:
+                    m, nz = m & v, nz & v
+                wins[i] += m.sum(0)
+                nz_sums[i] += nz.sum() / N
+                active[i][t] = nz.sum() / (N * n_t)
                 fired[i] |= nz.any(0)
+        n_valid = torch.tensor(float(B * T), device=dev) if valid is None else valid.sum().float()
         if self.training:
-            for cell, w in zip(self.cells, wins):
-                cell.update_boost(w / (B * T))
-        logits = self.readout(acc / T)
-        if return_activity:
-            return logits, Activity(active, fired)
-        return logits
+            for cell, w in zip(self.cells, wins, strict=True):
+                cell.update_boost(w / n_valid)
+        if lm:
+            logits = torch.stack(outs, 1)
+        else:
+            logits = self.readout(acc / (T if lengths is None else lengths.to(dev)[:, None].float()))
+        mean = [z / n_valid for z in nz_sums]
+        return SeqOutput(logits, state, Activity(active, mean, fired, wins, n_valid))
+
+    def forward(self, x: torch.Tensor, dt: torch.Tensor | float | None = None, lengths: torch.Tensor | None = None,
+                return_activity: bool = False):
+        """-> logits (classify (B, C); lm (B, T, V)), or (logits, Activity) with return_activity."""
+        out = self.run(x, dt, lengths)
+        return (out.logits, out.activity) if return_activity else out.logits
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
 
-def create_model(name: str, **overrides) -> nn.Module:
-    """Build a registered model by name; unknown names fail listing the known ones.
-
-    task "classify" -> SLN; task "lm" -> sln.lm.SLNLM (per-step next-character readout).
-    """
-    cfg = get_config(name, **overrides)
-    if cfg.task == "lm":
-        from .lm import SLNLM
-        return SLNLM(cfg)
-    return SLN(cfg)
+def create_model(name: str, **overrides) -> SLN:
+    """Build a registered model by name (the config's task picks the readout); unknown names fail
+    listing the known ones."""
+    return SLN(get_config(name, **overrides))
 
 
 def images_to_sequence(images: torch.Tensor, input_size: int) -> torch.Tensor:

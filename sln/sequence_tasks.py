@@ -1,10 +1,8 @@
 """Sequence tasks for `python train.py`: UCR/UEA time series and the Shakespeare character LM.
 
-Importing this module (train_cli does it lazily) registers
-  * trainers in `sln.train_cli.TRAINERS`: basicmotions, japanesevowels, gunpoint,
-    italypowerdemand (this file) and shakespeare (sln/lm.py);
-  * model configs in the registry: sln-ts-small, sln-ts-dense (time series), sln-lm-small,
-    sln-lm-tiny (language; defined in sln/lm.py).
+Trainer of the UCR/UEA datasets (basicmotions, japanesevowels, gunpoint, italypowerdemand) for
+`python train.py --dataset NAME` (looked up in sln.train_cli.TRAINERS); configs sln-ts-small and
+sln-ts-dense live in sln/config.py.
 
 Time-series training mirrors sln/train.py: deterministic per-epoch shuffles, warm-up+cosine
 `lr_at`, a safetensors checkpoint each epoch (`--resume` continues), metrics.json. After
@@ -17,8 +15,6 @@ rate is averaged over DROP_DRAWS fixed random draws, the same draws for every mo
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import math
 import os
@@ -34,33 +30,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import save_checkpoint
-from .config import SLNConfig, register
+from .config import SLNConfig
 from .model import SLN
 from .timeseries import DATASETS, TSSplits, drop_steps, load_ts_dataset
 from .train import RunOptions, lr_at, restore
-from .train_cli import TRAINERS
 
 CKPT = "checkpoint.safetensors"
 DROP_RATES = (0.3, 0.5)
 DROP_DRAWS = 5          # random draws of dropped steps per rate, averaged
-
-
-# --- configs ------------------------------------------------------------------------------
-# input_size / n_classes are set from the dataset by the trainer (6/4 shown for BasicMotions).
-@register
-def sln_ts_small() -> SLNConfig:
-    # train_drop 0.6: trained on randomly thinned sequences with the true dt (regular-only
-    # training reached 95 % on BasicMotions and lost 5-13 points when steps were dropped)
-    # 3 % active (k = 7 of 256): the project's named configs fire 1-3 % of a population
-    return SLNConfig(input_size=6, n_classes=4, n_neurons=256, active_frac=0.03, lr=4e-3,
-                     batch_size=16, epochs=60, train_drop=0.6)
-
-
-@register
-def sln_ts_dense() -> SLNConfig:
-    # the same population with every neuron firing: what sparsity costs on time series
-    return SLNConfig(input_size=6, n_classes=4, n_neurons=256, active_frac=1.0, boost_beta=0.0,
-                     lr=4e-3, batch_size=16, epochs=60, train_drop=0.6)
 
 
 # --- SLN over padded sequences ----------------------------------------------------------------
@@ -225,10 +202,6 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     return metrics
 
 
-for _name in DATASETS:
-    TRAINERS[_name] = train_timeseries
-
-
 # --- transformer baseline -----------------------------------------------------------------
 
 def time_encoding(times: torch.Tensor, d: int, max_period: float = 1000.0) -> torch.Tensor:
@@ -342,9 +315,6 @@ def main(argv: list[str] | None = None) -> int:
         a.json.write_text(json.dumps(res, indent=2))
     return 0
 
-
-if importlib.util.find_spec("sln.lm") is not None:  # the LM task registers its trainer and configs
-    importlib.import_module("sln.lm")
 
 if __name__ == "__main__":
     sys.exit(main())

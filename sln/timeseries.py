@@ -1,8 +1,8 @@
 r"""UCR/UEA time-series classification sets: a `.ts` reader, offline fetch, irregular sampling.
 
 Data source. The sets ship as text files inside PyPI's `sktime==1.2.0` wheel under
-`sktime/datasets/data/<Name>/<Name>_{TRAIN,TEST}.ts`. The wheel is fetched with
-`pip download --no-deps` (sktime is never installed or imported), only the needed `.ts`
+`sktime/datasets/data/<Name>/<Name>_{TRAIN,TEST}.ts`. The wheel is fetched and
+verified by `sln.fetch` (sktime is never installed or imported), only the needed `.ts`
 files are extracted, each is checked against its SHA-256 below and cached under
 `$SLN_DATA/ucr/<Name>/` (default `~/.cache/sln`). Already-cached files are re-verified on
 every load; a missing, altered or malformed file raises `DataError` / `TSFormatError`
@@ -35,22 +35,18 @@ this as its dt; "without dt" means passing 1.0 for every kept step.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import DataError, default_data_dir
+from .fetch import Archive, DataError, default_data_dir, fetch_members, sha256_file
 
-SKTIME = "sktime==1.2.0"
+SKTIME = Archive("sktime", "sktime-1.2.0-py3-none-any.whl",
+                 "dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae")
 WHEEL_PREFIX = "sktime/datasets/data/"
 
 # --dataset name -> (archive name, {split: sha256 of the .ts file as shipped in sktime 1.2.0})
@@ -193,25 +189,9 @@ def read_ts(path: str | Path, class_names: list[str] | None = None) -> TSData:
 
 # --- fetching -----------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _fetch_wheel_files(archive_names: list[str], dest: Path) -> None:
-    """pip download the sktime wheel (no deps, never installed) and extract only these files."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", tmp, SKTIME]
-        r = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if r.returncode != 0 or not wheels:
-            raise DataError(f"time-series data not cached and `{' '.join(cmd[2:])}` failed "
-                            f"({r.stderr.strip()[-300:]}). Copy the .ts files into {dest} or pass --data-dir.")
-        with zipfile.ZipFile(wheels[0]) as z:
-            for member in archive_names:
-                target = dest / Path(member).name
-                part = target.with_suffix(".ts.part")
-                part.write_bytes(z.read(WHEEL_PREFIX + member))
-                os.replace(part, target)
+def _ts_member(wanted: dict[str, str]) -> Callable[[str], str | None]:
+    """Select sktime/datasets/data/<arch>/<file>.ts members by their archive path."""
+    return lambda name: wanted.get(name)
 
 
 def ensure_ts(dataset: str, data_dir: Path | None = None) -> dict[str, Path]:
@@ -224,9 +204,14 @@ def ensure_ts(dataset: str, data_dir: Path | None = None) -> dict[str, Path]:
     missing = [s for s, p in paths.items() if not p.is_file()]
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
-        _fetch_wheel_files([f"{arch}/{arch}_{s}.ts" for s in missing], folder)
+        want = {f"{WHEEL_PREFIX}{arch}/{arch}_{s}.ts": f"{arch}_{s}.ts" for s in missing}
+        try:
+            fetch_members(SKTIME, _ts_member(want), folder, want.values())
+        except DataError as e:
+            raise DataError(f"time-series data not cached in {folder} ({e}). Copy the .ts files into "
+                            f"{folder} or pass --data-dir.") from e
     for s, p in paths.items():
-        digest = _sha256(p)
+        digest = sha256_file(p)
         if digest != sums[s]:
             raise DataError(f"{p}: checksum mismatch (sha256 {digest[:16]}..., expected {sums[s][:16]}...). "
                             "Delete the file and run again to re-fetch it from the sktime wheel.")

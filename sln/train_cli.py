@@ -1,12 +1,13 @@
 """Command line of `python train.py` / `sln train`: every SLNConfig field is a flag.
 
-Datasets other than the image ones are dispatched through TRAINERS, so sequence and
-language tasks plug in their own training loop without touching this parser.
+`--dataset` is looked up in TRAINERS (dataset -> "module:function"); the task module is imported
+only when its dataset is asked for, and nothing registers itself on import.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 import typing
@@ -15,25 +16,23 @@ from pathlib import Path
 from typing import Any
 
 from .config import SLNConfig, get_config, list_models
+from .timeseries import DATASETS as TS_DATASETS
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
 
-
-def _image_trainer(cfg: SLNConfig, opts: Any) -> dict[str, Any]:
-    from .train import train
-    return train(cfg, opts)
-
-
-# dataset -> trainer(cfg, RunOptions) -> metrics dict. Sequence tasks register here.
-TRAINERS: dict[str, Callable[[SLNConfig, Any], dict[str, Any]]] = {d: _image_trainer for d in IMAGE_DATASETS}
+# dataset -> "module:function" of its trainer(cfg, RunOptions) -> metrics dict
+TRAINERS: dict[str, str] = {
+    **{d: "sln.train:train" for d in IMAGE_DATASETS},
+    **{d: "sln.sequence_tasks:train_timeseries" for d in TS_DATASETS},
+    "shakespeare": "sln.lm:train_shakespeare",
+}
 
 
-def _trainers() -> dict[str, Callable[[SLNConfig, Any], dict[str, Any]]]:
-    try:  # optional sequence tasks (time series, language) register themselves on import
-        from . import sequence_tasks  # noqa: F401
-    except ImportError:
-        pass
-    return TRAINERS
+def get_trainer(dataset: str) -> Callable[[SLNConfig, Any], dict[str, Any]]:
+    if dataset not in TRAINERS:
+        raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(TRAINERS)}")
+    module, fn = TRAINERS[dataset].split(":")
+    return getattr(importlib.import_module(module), fn)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="train.py", description="Train a Sparse Liquid Network.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", default="mnist", help="dataset: " + ", ".join(_trainers()))
+    p.add_argument("--dataset", default="mnist", help="dataset: " + ", ".join(TRAINERS))
     p.add_argument("--model", default="sln-small", help="registered model: " + ", ".join(list_models()))
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<dataset>-<model>)")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default $SLN_DATA or ~/.cache/sln)")
@@ -70,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     from .train import RunOptions
 
     args = build_parser().parse_args(argv)
-    trainers = _trainers()
-    if args.dataset not in trainers:
-        print(f"unknown dataset {args.dataset!r}; known: {', '.join(trainers)}", file=sys.stderr)
+    if args.dataset not in TRAINERS:
+        print(f"unknown dataset {args.dataset!r}; known: {', '.join(TRAINERS)}", file=sys.stderr)
         return 2
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     try:
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = RunOptions(dataset=args.dataset, out=out, data_dir=args.data_dir, resume=args.resume,
                       limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
                       threads=args.threads)
-    metrics = trainers[args.dataset](cfg, opts)
+    metrics = get_trainer(args.dataset)(cfg, opts)
     summary = {k: metrics[k] for k in ("dataset", "model", "epochs", "test_accuracy", "active_fraction",
                                        "dead_fraction", "params", "seconds_per_epoch") if k in metrics}
     print(json.dumps(summary, indent=2))

@@ -14,10 +14,10 @@ def test_every_registered_model_forward_backward(name: str) -> None:
     T = 3
     if cfg.task == "lm":                               # per-step next-character logits
         idx = torch.randint(0, cfg.input_size, (4, T))
-        logits = model(idx)[0]
+        logits, act = model(idx, return_activity=True)
         assert logits.shape == (4, T, cfg.n_classes) and torch.isfinite(logits).all()
         torch.nn.functional.cross_entropy(logits.flatten(0, 1), idx.flatten()).backward()
-        active = None
+        active = act.active
     else:
         x = torch.rand(4, T, cfg.input_size) * (torch.rand(4, T, cfg.input_size) < 0.3)
         logits, act = model(x, return_activity=True)

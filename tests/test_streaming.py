@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from sln.config import SLNConfig
-from sln.lm import SLNLM
 from sln.model import SLN
 
 
@@ -44,22 +43,22 @@ def test_streaming_equals_forward_with_irregular_dt() -> None:
 
 def test_lm_streaming_equals_full_sequence_per_step() -> None:
     torch.manual_seed(2)
-    m = SLNLM(SLNConfig(input_size=20, n_classes=20, n_neurons=64, n_layers=2, active_frac=0.0625)).eval()
+    m = SLN(SLNConfig(task="lm", input_size=20, n_classes=20, n_neurons=64, n_layers=2, active_frac=0.0625)).eval()
     with torch.no_grad():
         for c in m.cells:
             c.boost.uniform_(0.5, 1.5)
     idx = torch.randint(0, 20, (2, 40))
     with torch.no_grad():
-        full, _, _ = m(idx)                                     # (2, 40, 20)
+        full = m(idx)                                           # (2, 40, 20)
         # two chunks with the state carried equal one pass
-        a, st, _ = m(idx[:, :13])
-        b, _, _ = m(idx[:, 13:], st)
-        torch.testing.assert_close(torch.cat([a, b], 1), full, rtol=1e-6, atol=1e-6)
-        # token by token
+        first = m.run(idx[:, :13])
+        b = m.run(idx[:, 13:], state=first.state).logits
+        torch.testing.assert_close(torch.cat([first.logits, b], 1), full, rtol=1e-6, atol=1e-6)
+        # token by token: the per-step readout of the one step
         state = m.init_state(2)
         for t in range(40):
-            logits, state, _ = m.step(idx[:, t], state)
-            torch.testing.assert_close(logits, full[:, t], rtol=1e-6, atol=1e-6)
+            y, state, _ = m.step(idx[:, t], state)
+            torch.testing.assert_close(m.readout(y), full[:, t], rtol=1e-6, atol=1e-6)
         # the one-hot gather of the first layer equals the cell's own dense step on a one-hot input
         cell = m.cells[0]
         s0 = cell.init_state(2)
