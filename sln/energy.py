@@ -149,7 +149,3 @@ def estimate_pj(ops: dict[str, float], weight_footprint_bytes: float, act_footpr
     out["total"] = out["compute"] + out["memory"]
     out["weight_level"], out["act_level"] = wl, al
     return out
-
-
-def pj_to_uj(pj: float) -> float:
-    return pj * 1e-6

@@ -1,4 +1,4 @@
-"""Post-training int8 quantisation and the integer reference model (sln/quant.py)."""
+"""Post-training int8 quantisation (sln/quant.py) and the integer model it targets (sln/intspec.py)."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _int8_helper import ROOT, artifacts  # noqa: E402
 
-from sln import export, quant  # noqa: E402
+from sln import export, fmt, intspec, quant  # noqa: E402
 from sln.checkpoint import load_checkpoint  # noqa: E402
 
 # Stated bound on the real slice (1000 MNIST test images = 0.1 point per image): the int8
@@ -23,37 +23,37 @@ MAX_DROP_POINTS_SLICE = 0.5
 def test_quantize_multiplier_roundtrip() -> None:
     rng = np.random.default_rng(0)
     for M in np.exp(rng.uniform(math.log(1e-9), math.log(1e5), 500)):
-        m, sh = quant.quantize_multiplier(float(M))
+        m, sh = intspec.quantize_multiplier(float(M))
         assert 1 << 22 <= m < 1 << 23 and 1 <= sh <= 62
         assert abs(m * 2.0 ** -sh - M) <= M * 2.0 ** -22
-    assert quant.quantize_multiplier(0.0) == (0, 1)
+    assert intspec.quantize_multiplier(0.0) == (0, 1)
     with pytest.raises(ValueError):
-        quant.quantize_multiplier(2.0 ** 30)   # would need a negative shift
+        intspec.quantize_multiplier(2.0 ** 30)   # would need a negative shift
     with pytest.raises(ValueError):
-        quant.quantize_multiplier(float("nan"))
+        intspec.quantize_multiplier(float("nan"))
 
 
 def test_rounding_shift_is_floor_based() -> None:
     x = np.array([-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5], np.int64)
     # floor((x + 1) / 2): ties go up, as the C helper shr_round does
-    assert quant.rsr(x, 1).tolist() == [-2, -2, -1, -1, 0, 0, 1, 1, 2, 2, 3]
+    assert intspec.rsr(x, 1).tolist() == [-2, -2, -1, -1, 0, 0, 1, 1, 2, 2, 3]
 
 
 @pytest.mark.parametrize("F", [3, 12, 17, 20])
 def test_gate_lut_matches_float_gate(F: int) -> None:
     """alpha(v) = exp(-(softplus(v) + lambda_min)) from the Q15 table within 4e-4 absolute."""
     lam_min = 0.01
-    lut = quant.alpha_lut(lam_min)
+    lut = intspec.alpha_lut(lam_min)
     v = np.random.default_rng(F).uniform(-20, 20, 4000)
-    got = quant._lut_gate(np.round(v * 2.0 ** F).astype(np.int64), lut, F) / 2.0 ** 15
+    got = intspec.lut_gate(np.round(v * 2.0 ** F).astype(np.int64), lut, F) / 2.0 ** 15
     want = np.exp(-(np.logaddexp(0, np.round(v * 2.0 ** F) / 2.0 ** F) + lam_min))
     assert np.abs(got - want).max() < 4e-4
 
 
 def test_topk_ties_go_to_lowest_index() -> None:
     score = np.array([[5, 7, 7, 1, 7, 0]])
-    assert quant.topk_stable(score, 3).tolist() == [[1, 2, 4]]
-    assert quant.topk_stable(score, 4).tolist() == [[1, 2, 4, 0]]
+    assert intspec.topk_stable(score, 3).tolist() == [[1, 2, 4]]
+    assert intspec.topk_stable(score, 4).tolist() == [[1, 2, 4, 0]]
 
 
 def test_int8_accuracy_within_bound_on_real_slice() -> None:
@@ -82,12 +82,12 @@ def test_boost_is_used_in_selection() -> None:
     """The frozen boost must select the winners as in float: dropping it must change winners."""
     a = artifacts()
     model, _ = load_checkpoint(a.checkpoint)
-    qm = export.from_bytes(a.model_file.read_bytes())
+    qm = fmt.from_bytes(a.model_file.read_bytes())
     x = a.images[:300]
     _, fw = quant.float_forward(model, x)
-    _, iw = quant.reference_forward(qm, x)
-    qm.layers[0].boost = np.full_like(qm.layers[0].boost, quant.BOOST_MAX)
-    _, nw = quant.reference_forward(qm, x)
+    _, iw = intspec.reference_forward(qm, x)
+    qm.layers[0].boost = np.full_like(qm.layers[0].boost, intspec.BOOST_MAX)
+    _, nw = intspec.reference_forward(qm, x)
     same = (np.sort(fw, -1) == np.sort(iw, -1)).all(-1).mean()
     same_noboost = (np.sort(fw, -1) == np.sort(nw, -1)).all(-1).mean()
     assert same >= 0.9 and same_noboost < same - 0.2, (same, same_noboost)
@@ -96,15 +96,15 @@ def test_boost_is_used_in_selection() -> None:
 def test_file_roundtrip_preserves_the_integer_model() -> None:
     a = artifacts()
     data = a.model_file.read_bytes()
-    qm = export.from_bytes(data)
-    assert export.to_bytes(qm) == data
+    qm = fmt.from_bytes(data)
+    assert fmt.to_bytes(qm) == data
     # size recomputed from the spec tables: header + table + each tensor (4-byte aligned)
     sizes = {"int8": 1, "int32": 4}
-    specs = [(sp, qm.input_size) for sp in export.LAYER_TENSORS.values()] + list(
-        (sp, 0) for sp in export.READOUT_TENSORS.values())
-    body = sum((export.expected_count(expr, d, qm.n_neurons, qm.n_classes) * sizes[dt] + 3) // 4 * 4
+    specs = [(sp, qm.input_size) for sp in fmt.LAYER_TENSORS.values()] + list(
+        (sp, 0) for sp in fmt.READOUT_TENSORS.values())
+    body = sum((fmt.expected_count(expr, d, qm.n_neurons, qm.n_classes) * sizes[dt] + 3) // 4 * 4
                for (_, dt, expr, _), d in specs)
-    assert len(data) == export.HEADER_SIZE + export.TABLE_ENTRY_SIZE * len(specs) + body
+    assert len(data) == fmt.HEADER_SIZE + fmt.TABLE_ENTRY_SIZE * len(specs) + body
 
 
 def test_export_cli_and_wrappers(tmp_path: Path) -> None:
