@@ -27,6 +27,12 @@ from .config import SLNConfig
 from .model import SLN
 
 FORMAT = "sln-checkpoint-v1"
+TMP_SUFFIX = ".partial"   # <name>.partial: a write in progress; a stale one (a killed write) is removed
+
+
+class CheckpointError(ValueError):
+    """A file is not a loadable checkpoint (wrong format, missing or malformed metadata, tensors of
+    the wrong shape, non-finite weights); the message names the file and what to do."""
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
@@ -45,20 +51,38 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer: torch.o
     cfg = model.cfg.to_dict() if isinstance(model.cfg, SLNConfig) else dataclasses.asdict(model.cfg)
     meta = {"format": FORMAT, "kind": getattr(model, "kind", "sln"), "config": json.dumps(cfg),
             "train": json.dumps({**(train_state or {}), "optimizer_groups": opt_groups})}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written checkpoint
+    finally:
+        tmp.unlink(missing_ok=True)   # a failed write (full disk) leaves no torn file behind
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `python train.py --out DIR`")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is not an SLN checkpoint (format {meta.get('format')!r}, want {FORMAT})")
-        return meta, {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != FORMAT:
+                raise CheckpointError(f"{path} is not an SLN checkpoint (format {meta.get('format')!r}, "
+                                      f"want {FORMAT})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as e:   # safetensors raises its own error types for a file that is not one
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(e).__name__}: {e})") from e
+    for key in ("config", "train"):
+        try:
+            value = json.loads(meta[key])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: metadata {key!r} is missing or not JSON; the file is damaged "
+                                  "or was not written by sln") from e
+        if not isinstance(value, dict):
+            raise CheckpointError(f"{path}: metadata {key!r} must be a JSON object")
+    return meta, tensors
 
 
 def load_checkpoint(path: str | Path, builders: dict[str, Callable[[dict[str, Any]], torch.nn.Module]] | None = None
@@ -70,13 +94,22 @@ def load_checkpoint(path: str | Path, builders: dict[str, Callable[[dict[str, An
     meta, tensors = read_checkpoint(path)
     kind = meta.get("kind", "sln")
     cfg = json.loads(meta["config"])
-    if kind == "sln":
-        model: torch.nn.Module = SLN(SLNConfig.from_dict(cfg))
-    elif builders and kind in builders:
-        model = builders[kind](cfg)
-    else:
-        raise ValueError(f"{path} holds a {kind!r} model; pass builders={{{kind!r}: ...}} to load it")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    try:
+        if kind == "sln":
+            model: torch.nn.Module = SLN(SLNConfig.from_dict(cfg))
+        elif builders and kind in builders:
+            model = builders[kind](cfg)
+        else:
+            raise CheckpointError(f"{path} holds a {kind!r} model; pass builders={{{kind!r}: ...}} to load it")
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    except (TypeError, ValueError, RuntimeError) as e:   # bad config values, missing/mis-shaped tensors
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: does not rebuild its model ({str(e).splitlines()[0]})") from e
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{path}: non-finite (NaN/Inf) values in {bad[:4]}: the run diverged; "
+                              "resume from an earlier checkpoint or retrain with a lower --lr")
     model.eval()
     return model, json.loads(meta["train"])
 

@@ -7,9 +7,21 @@ it as JSON so any tool can rebuild the model without pickle.
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+# (field, low, high): what the package supports; a config outside is refused before allocation.
+LIMITS: tuple[tuple[str, float, float], ...] = (
+    ("input_size", 1, 1 << 20), ("n_classes", 1, 1 << 20), ("n_neurons", 1, 1 << 16), ("n_layers", 1, 16),
+    ("active_frac", 1e-9, 1.0), ("boost_beta", 0.0, 100.0), ("duty_momentum", 0.0, 1.0),
+    ("lambda_min", 0.0, 1e3), ("ln_eps", 1e-12, 1.0), ("lr", 1e-12, 10.0), ("weight_decay", 0.0, 10.0),
+    ("batch_size", 1, 1 << 20), ("epochs", 1, 100_000), ("augment_shift", 0, 14), ("train_drop", 0.0, 0.95),
+    ("time_budget_s", 0.0, 1e7),
+)
+MAX_WEIGHTS = 1 << 28   # 268 M liquid weights (1 GiB in float32): far above any named model
 
 
 @dataclass
@@ -56,6 +68,32 @@ class SLNConfig:
     time_budget_s: float = 0.0
     # free-form tag of where the config came from (registry name)
     name: str = "custom"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Types and ranges of every field, checked before anything is allocated: a config from a
+        flag, a JSON file or a checkpoint fails here with the field's name, not deep in torch."""
+        hints = typing.get_type_hints(SLNConfig)
+        for f in dataclasses.fields(self):
+            v, want = getattr(self, f.name), hints[f.name]
+            ok = isinstance(v, want) and not isinstance(v, bool) or (want is float and isinstance(v, int)
+                                                                      and not isinstance(v, bool))
+            if not ok:
+                raise ValueError(f"config field {f.name} must be {want.__name__}, got {v!r}")
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ValueError(f"config field {f.name} must be finite, got {v!r}")
+        for name, lo, hi in LIMITS:
+            v = getattr(self, name)
+            if not lo <= v <= hi:
+                raise ValueError(f"config field {name}={v!r} is outside the supported range [{lo}, {hi}]")
+        if self.task not in ("classify", "lm"):
+            raise ValueError(f"config field task must be 'classify' or 'lm', got {self.task!r}")
+        weights = self.n_layers * (self.input_size + self.n_neurons) * 2 * self.n_neurons
+        if weights > MAX_WEIGHTS:
+            raise ValueError(f"this config has {weights:,} liquid weights, above the stated limit of "
+                             f"{MAX_WEIGHTS:,} (reduce n_neurons, n_layers or input_size)")
 
     @property
     def k(self) -> int:

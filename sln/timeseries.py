@@ -48,6 +48,7 @@ from .fetch import Archive, DataError, default_data_dir, fetch_members, sha256_f
 SKTIME = Archive("sktime", "sktime-1.2.0-py3-none-any.whl",
                  "dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae")
 WHEEL_PREFIX = "sktime/datasets/data/"
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # --dataset name -> (archive name, {split: sha256 of the .ts file as shipped in sktime 1.2.0})
 DATASETS: dict[str, tuple[str, dict[str, str]]] = {
@@ -92,9 +93,13 @@ def _parse_value(tok: str, where: str) -> float:
     if tok == "?":
         return math.nan
     try:
-        return float(tok)
+        v = float(tok)
     except ValueError:
         raise TSFormatError(f"{where}: {tok[:30]!r} is not a number (nor '?' for missing)") from None
+    # inf / 1e999 / nan (or beyond float32, where series are stored) would wreck the normalisation
+    if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+        raise TSFormatError(f"{where}: {tok[:30]!r} is not a finite number (use '?' for a missing value)")
+    return v
 
 
 def parse_ts(text: str, name: str = "<ts>", class_names: list[str] | None = None) -> TSData:

@@ -76,3 +76,14 @@ def test_real_splits_have_expected_sizes() -> None:
     assert x.shape == (10000, 28, 28) and np.bincount(y).tolist()[:3] == [980, 1135, 1032]
     xf, yf = load_split("fashion-mnist", "test", limit=100)
     assert xf.shape == (100, 28, 28) and 0 <= yf.min() and yf.max() <= 9
+
+
+def test_flipped_byte_in_gzip_names_the_file(tmp_path: Path) -> None:
+    """A damaged deflate stream raises zlib.error inside gzip: it must surface as DataError with the path."""
+    import gzip
+    blob = bytearray(gzip.compress(bytes(range(256)) * 64))
+    blob[40] ^= 0xFF
+    bad = tmp_path / "t10k-images-idx3-ubyte.gz"
+    bad.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte\.gz.*corrupt or truncated"):
+        read_idx_file(bad)

