@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -35,41 +36,45 @@ def _sample(logits: torch.Tensor, temperature: float, top_k: int, g: torch.Gener
     return torch.multinomial(torch.softmax(logits, -1), 1, generator=g)[:, 0]
 
 
-@torch.no_grad()
-def generate(model: nn.Module, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
-             top_k: int = 0, seed: int = 0) -> str:
-    """-> the `tokens` generated characters (without the prompt)."""
+def generate_stream(model: nn.Module, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
+                    top_k: int = 0, seed: int = 0) -> Iterator[str]:
+    """Yield `tokens` generated characters one at a time (without the prompt), as they are sampled."""
     if not prompt:
         raise ValueError("the prompt must hold at least one character")
+    if tokens < 0 or temperature < 0 or top_k < 0:
+        raise ValueError(f"--tokens, --temperature and --top-k must be >= 0 (got {tokens}, {temperature}, {top_k})")
     g = torch.Generator().manual_seed(seed)
     ids = vocab.encode(prompt)
-    out: list[int] = []
     model.eval()
     if isinstance(model, SLN):
-        state = model.init_state(1)
-        for i in ids[:-1]:
-            _, state, _ = model.step(i.view(1), state)
-        cur = ids[-1:].clone()
+        stream = model.stream(1)                 # constant memory and cost per token, however long the text
+        for i in ids:
+            stream.step(i.view(1))
         for _ in range(tokens):
-            y, state, _ = model.step(cur, state)            # constant cost per token
-            logits = model.readout(y)
-            cur = _sample(logits, temperature, top_k, g)
-            out.append(int(cur))
-        return vocab.decode(out)
+            cur = _sample(stream.logits(), temperature, top_k, g)
+            yield vocab.decode(cur)
+            stream.step(cur)
+        return
     assert isinstance(model, GPTLM)
     ctx = model.cfg.ctx
     ids = ids[-ctx:]
-    logits, caches = model(ids[None])
-    pos = len(ids)
-    nxt = _sample(logits[:, -1], temperature, top_k, g)
-    out.append(int(nxt))
-    for _ in range(tokens - 1):
-        caches = [(k[:, :, -(ctx - 1):], v[:, :, -(ctx - 1):]) for k, v in caches]   # sliding window
-        logits, caches = model(nxt.view(1, 1), caches, offset=pos)
-        pos += 1
-        nxt = _sample(logits[:, -1], temperature, top_k, g)
-        out.append(int(nxt))
-    return vocab.decode(out)
+    with torch.inference_mode():
+        logits, caches = model(ids[None])
+        pos = len(ids)
+        for i in range(tokens):
+            nxt = _sample(logits[:, -1], temperature, top_k, g)
+            yield vocab.decode(nxt)
+            if i + 1 == tokens:
+                break
+            caches = [(k[:, :, -(ctx - 1):], v[:, :, -(ctx - 1):]) for k, v in caches]   # sliding window
+            logits, caches = model(nxt.view(1, 1), caches, offset=pos)
+            pos += 1
+
+
+def generate(model: nn.Module, vocab: Vocab, prompt: str, tokens: int, temperature: float = 1.0,
+             top_k: int = 0, seed: int = 0) -> str:
+    """-> the `tokens` generated characters (without the prompt)."""
+    return "".join(generate_stream(model, vocab, prompt, tokens, temperature, top_k, seed))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,13 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(int(os.environ.get("SLN_THREADS", "1")))
     try:
         model, vocab, _ = load_lm(a.checkpoint)
+        chars = generate_stream(model, vocab, a.prompt, a.tokens, a.temperature, a.top_k, a.seed)
         t0 = time.time()
-        text = generate(model, vocab, a.prompt, a.tokens, a.temperature, a.top_k, a.seed)
+        print(a.prompt, end="", flush=True)
+        for i, ch in enumerate(chars):            # stream the text as it is generated
+            print(ch, end="", flush=i % 64 == 63)
+        print(flush=True)
     except (FileNotFoundError, ValueError) as e:
         print(f"sln generate: {e}", file=sys.stderr)
         return 2
     secs = time.time() - t0
-    print(a.prompt + text)
     print(f"\n[{a.tokens} characters in {secs:.2f} s, {a.tokens / max(secs, 1e-9):.0f} chars/s, batch 1, "
           f"{torch.get_num_threads()} threads]", file=sys.stderr)
     return 0
