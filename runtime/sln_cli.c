@@ -1,4 +1,4 @@
-/* sln_cli.c -- run an int8 SLN model (.sln) on IDX images and print predictions/accuracy.
+/* sln_cli.c -- run an int8 SLN classifier (.sln) on IDX images and print predictions/accuracy.
  *
  *   sln_cli MODEL.sln --check                    validate only; exit status = sln_status
  *   sln_cli MODEL.sln IMAGES.idx [LABELS.idx] [--limit N] [--dump]
@@ -98,7 +98,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "sln_cli: cannot read %s\n", model_path);
     return 66;
   }
-  st = sln_load(&m, model_buf, model_len);
+  st = sln_load(&m, model_buf, model_len, SLN_KIND_CLASSIFIER);
   if (check || st != SLN_OK) {
     printf("%s %d %s\n", st == SLN_OK ? "ok" : "error", st, sln_status_name(st));
     free(model_buf);
@@ -121,21 +121,21 @@ int main(int argc, char **argv)
     }
   }
   if (limit < n_img) n_img = limit;
-  ws_len = sln_workspace_size(&m);
+  if (sln_workspace_size(&m, &ws_len) != SLN_OK) return 70;
   ws = malloc(ws_len);
   logits = (int32_t *)malloc(m.n_classes * sizeof *logits);
   winners = (uint16_t *)malloc((size_t)m.n_layers * m.n_steps * m.k * sizeof *winners);
   if (ws == NULL || logits == NULL || winners == NULL) return 71;
   t0 = clock();
   for (i = 0; i < n_img; i++) {
-    uint32_t p, c;
+    uint32_t p = 0, c;
     size_t w;
-    st = sln_run(&m, imgs + i * in_len, in_len, ws, ws_len, logits, dump ? winners : NULL);
+    st = sln_run(&m, imgs + i * in_len, in_len, NULL, ws, ws_len, logits, dump ? winners : NULL, NULL);
+    if (st == SLN_OK) st = sln_argmax(logits, m.n_classes, &p);
     if (st != SLN_OK) {
       fprintf(stderr, "sln_cli: image %lu: %s\n", i, sln_status_name(st));
       return st;
     }
-    p = sln_argmax(logits, m.n_classes);
     printf("%lu %u\n", i, (unsigned)p);
     if (dump) {
       printf("logits %lu", i);

@@ -2,7 +2,7 @@
  *
  *   sln_lm_cli MODEL.sln N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...
  *
- * Feeds the prompt ids, then samples N_TOKENS ids (sln_lm_sample; temperature TEMP_Q8/256,
+ * Feeds the prompt ids, then samples N_TOKENS ids (sln_sample; temperature TEMP_Q8/256,
  * 0 = greedy; TOP_K 0 = all), each fed back. Prints "tokens id id ..." and, on stderr, the
  * state size and host time per token. Exit status: the sln_status of a failure, or 0. */
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sln_lm.h"
+#include "sln.h"
 
 static unsigned char *read_file(const char *path, size_t *len)
 {
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "cannot read %s\n", argv[1]);
     return 1;
   }
-  st = sln_lm_load(&m, data, len);
+  st = sln_load(&m, data, len, SLN_KIND_CHAR_LM);
   if (st != SLN_OK) {
     fprintf(stderr, "load: %s\n", sln_status_name(st));
     return st;
@@ -63,12 +63,12 @@ int main(int argc, char **argv)
   seed = strtoul(argv[3], NULL, 10);
   temp = strtol(argv[4], NULL, 10);
   top_k = strtoul(argv[5], NULL, 10);
-  ss = sln_lm_state_size(&m);
+  if (sln_state_size(&m, &ss) != SLN_OK) return 1;
   state = (uint32_t *)malloc(ss + 4u);
   logits = (int32_t *)malloc(m.n_classes * sizeof *logits);
   cand = (uint16_t *)malloc(m.n_classes * sizeof *cand);
   if (state == NULL || logits == NULL || cand == NULL) return 1;
-  sln_lm_reset(&m, state, ss);
+  sln_reset(&m, state, ss);
   sln_rng_seed(&rng, (uint32_t)seed);
   for (a = 6; a < argc; a++) {
     st = sln_lm_step(&m, state, ss, (uint32_t)strtoul(argv[a], NULL, 10), logits);
@@ -80,7 +80,11 @@ int main(int argc, char **argv)
   t0 = clock();
   printf("tokens");
   for (i = 0; i < n_tok; i++) {
-    uint32_t nxt = sln_lm_sample(logits, m.n_classes, (int32_t)temp, (uint32_t)top_k, &rng, cand);
+    uint32_t nxt = 0;
+    if ((st = sln_sample(logits, m.n_classes, (int32_t)temp, (uint32_t)top_k, &rng, cand, &nxt)) != SLN_OK) {
+      fprintf(stderr, "sample: %s\n", sln_status_name(st));
+      return st;
+    }
     printf(" %u", (unsigned)nxt);
     if (i + 1u < n_tok && (st = sln_lm_step(&m, state, ss, nxt, logits)) != SLN_OK) {
       fprintf(stderr, "step: %s\n", sln_status_name(st));

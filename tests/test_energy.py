@@ -70,7 +70,7 @@ def test_engine_counts_priced_by_term_sum_to_total() -> None:
     torch.manual_seed(0)
     m = SLN(SLNConfig(n_neurons=32, active_frac=0.125, input_size=196)).eval()
     x = (np.random.default_rng(0).random((4, 196)) < 0.2).astype(np.float32)  # binary events: ACs
-    cnt = Engine(m, "numpy").run(x).counts
+    cnt = Engine(m, "c").run(x).counts
     s = cnt.summary()
     assert s["effective_acs"] > 0
     tot = estimate_pj({"macs": s["effective_macs"], "acs": s["effective_acs"], "adds": s["elementwise_adds"],

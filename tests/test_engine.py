@@ -1,4 +1,5 @@
-"""Event-driven engine: hand-computed counts, equality with the PyTorch forward, fallback."""
+"""Event-driven engine (the C runtime, float32): hand-computed counts, equality with the PyTorch
+model's step (winners identical, logits within 1e-5), streaming, build errors."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,15 +8,16 @@ import torch
 from conftest import skip_or_fail_in_ci
 
 from sln import engine as E
+from sln import fmt
 from sln.config import SLNConfig
 from sln.engine import Engine, EngineBuildError, reference_forward, same_winners
 from sln.model import SLN, images_to_sequence
 
-BACKENDS = ["c", "numpy"]
+BACKENDS = ["c", "auto"]   # "auto" is the C runtime too
 
 
 def _backend_ok(backend: str) -> None:
-    if backend == "c" and not E.c_backend_available():
+    if not E.c_backend_available():
         skip_or_fail_in_ci("no C compiler: the compiled engine cannot be built here")
 
 
@@ -46,7 +48,7 @@ N, N2, D, C, K, T = 4, 8, 3, 2, 2, 2
 
 
 def _hand_expected(backend: str) -> dict[str, dict[str, int]]:
-    """Counts per term for the two steps, computed by hand from the rules in sln_host.c."""
+    """Counts per term for the two steps, computed by hand from the counting rules of runtime/sln.c."""
     inp = {"mac": N2, "ac": N2,                          # 0.5 -> 8 MACs; 1.0 -> 8 ACs
            "weight_bytes": T * N2 * 4 + 2 * N2 * 4,      # bias each step + 2 rows
            "act_bytes_read": T * D * 4,                   # scan of the input vector
@@ -56,7 +58,7 @@ def _hand_expected(backend: str) -> dict[str, dict[str, int]]:
     # top-k compares of the insertion selection on scores [h0, h1, 0, 0], h0 > h1:
     # i=1: 1 (h0 >= h1 stops), i=2: 1, i=3: 1 -> 3; plus k to emit the winners; plus ReLU and
     # softplus threshold 2N
-    cmp_step = 2 * N + 3 + K if backend == "c" else 2 * N + (N + K * 1 + K)
+    cmp_step = 2 * N + 3 + K
     elt = {"add": T * (3 * N + 1 + 5 * N), "mul": T * (N + 2 + 5 * N + N), "nonlin": T * (1 + N + 2 * N),
            "cmp": T * cmp_step, "weight_bytes": T * (N * 8 + N * 4),
            "act_bytes_read": T * (N2 * 4 + N * 4), "act_bytes_written": T * (N2 * 4 + N * 4 + 2 * 8),
@@ -167,16 +169,17 @@ def test_real_images_match_training_forward(backend: str, trained_small: SLN, mn
     assert 0 < s["input_events"] < m.cfg.input_size * seq.shape[1]
 
 
-def test_c_and_numpy_count_the_same(trained_small: SLN, mnist_slice) -> None:
+def test_counts_are_deterministic_and_add_over_the_batch(trained_small: SLN, mnist_slice) -> None:
+    """The batch counts are the sum of the single runs' counts, on every term and counter."""
     _backend_ok("c")
     _, _, xte, _ = mnist_slice
     m = trained_small
     seq = images_to_sequence(torch.from_numpy(xte[:20].copy()), m.cfg.input_size).numpy()
-    lc, cc = Engine(m, "c").run_batch(seq)
-    ln, cn = Engine(m, "numpy").run_batch(seq)
-    np.testing.assert_allclose(lc, ln, atol=1e-5)
-    cols = [i for i, n in enumerate(E.COUNTER_NAMES) if n != "cmp"]  # top-k algorithms differ
-    np.testing.assert_array_equal(cc.rows[:, cols], cn.rows[:, cols])
+    eng = Engine(m, "c")
+    lb, cb = eng.run_batch(seq)
+    rows = sum(eng.run(x, record_winners=False).counts.rows for x in seq)
+    np.testing.assert_array_equal(cb.rows, rows)
+    np.testing.assert_array_equal(eng.run_batch(seq)[0], lb)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -197,7 +200,8 @@ def test_streaming_step_equals_whole_run(backend: str, trained_small: SLN, mnist
                 ty, tstate, _ = m.step(torch.from_numpy(x[t])[None], tstate, 1.0)
             np.testing.assert_allclose(y, ty[0].numpy(), atol=1e-5)
             acc += y
-        logits = (acc / len(x)) @ eng.w.w_out_t + eng.w.b_out
+        w_out, b_out = m.readout.weight.detach().numpy().T, m.readout.bias.detach().numpy()
+        logits = (acc / len(x)) @ w_out + b_out
         np.testing.assert_allclose(logits, eng.run(x).logits, atol=1e-5)
         assert cnt.steps == len(x) and cnt.total("events") > 0
 
@@ -209,24 +213,48 @@ def test_build_fails_clearly_without_compiler(monkeypatch, tmp_path) -> None:
         E.build_host_library()
 
 
-def test_auto_falls_back_to_numpy(monkeypatch) -> None:
+def test_numpy_backend_is_gone_and_auto_is_c(monkeypatch) -> None:
+    m = _hand_model()
+    with pytest.raises(ValueError, match="apt-get install gcc"):
+        Engine(m, "numpy")
+    with pytest.raises(ValueError, match="backend"):
+        Engine(m, "fortran")
+
     def boom() -> None:
         raise EngineBuildError("no C compiler (test)")
     monkeypatch.setattr(E, "load_host_library", boom)
-    m = _hand_model()
-    with pytest.warns(UserWarning, match="using numpy"):
-        eng = Engine(m, "auto")
-    assert eng.backend == "numpy"
-    with pytest.raises(EngineBuildError):
-        Engine(m, "c")
-    ref, _ = reference_forward(m, torch.from_numpy(HAND_X))
-    np.testing.assert_allclose(eng.run(HAND_X).logits, ref, atol=1e-6)
+    for backend in ("auto", "c"):
+        with pytest.raises(EngineBuildError):
+            Engine(m, backend)
+
+
+def test_state_is_the_runtime_layout() -> None:
+    """EngineState views the C runtime's state bytes (sln.fmt.state_bytes mirrors its layout)."""
+    _backend_ok("c")
+    torch.manual_seed(2)
+    m = SLN(SLNConfig(n_neurons=40, active_frac=0.1, n_layers=3, input_size=112)).eval()
+    eng = Engine(m, "c")
+    assert eng.state_bytes == fmt.state_bytes(3, 40, m.cfg.k, "float32")
+    assert eng.workspace_bytes == fmt.float_workspace_bytes(3, 40, m.cfg.k)
+    st = eng.init_state()
+    x = (torch.rand(7, 112) < 0.3).float().numpy()
+    tstate = m.init_state(1)
+    for t in range(7):
+        eng.step(x[t], st, 0.5)
+        with torch.no_grad():
+            _, tstate, _ = m.step(torch.from_numpy(x[t])[None], tstate, 0.5)
+        for l in range(3):
+            np.testing.assert_allclose(st.h[l], tstate[l][0][0].numpy(), atol=1e-5)
+            np.testing.assert_allclose(st.y(l), tstate[l][1][0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="rejected"):
+        eng.step(x[0], st, -1.0)
 
 
 def test_engine_rejects_training_mode_and_bad_input() -> None:
+    _backend_ok("c")
     m = _hand_model()
     with pytest.raises(ValueError, match="eval"):
-        Engine(m.train(), "numpy")
-    eng = Engine(m.eval(), "numpy")
+        Engine(m.train(), "c")
+    eng = Engine(m.eval(), "c")
     with pytest.raises(ValueError, match="expects 3"):
         eng.step(np.zeros(5, np.float32), eng.init_state())

@@ -19,7 +19,7 @@ FLOORS: dict[str, int] = {
     # 2 tasks (data and what a task adds to the model) and baselines
     "sln.data": 2, "sln.timeseries": 2, "sln.text": 2, "sln.gpt": 2, "sln.baselines": 2, "sln.tasks*": 2,
     # 3 what uses models: the training loop, the engine, quantisation and export, the benchmarks
-    "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.quant_lm": 3, "sln.lm": 3,
+    "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
     # 4 command lines
     "sln.train_cli": 4, "sln.cli": 4, "sln.bench.cli": 4,

@@ -18,11 +18,13 @@ import pytest
 import torch
 from conftest import skip_or_fail_in_ci
 
-from sln import quant_lm
+from sln import export, fmt, intspec
 from sln.config import get_config
 from sln.data import DataError
-from sln.export import ERROR_CODES, HEADER_OFFSETS
-from sln.lm import SLNLM, Vocab, init_unigram_bias, load_texts, train_lm
+from sln.fmt import ERROR_CODES, HEADER_OFFSETS
+from sln.lm import init_unigram_bias, train_lm
+from sln.model import SLN
+from sln.text import Vocab, load_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "runtime"
@@ -33,10 +35,10 @@ PROMPT, SEED, TEMP_Q8, TOP_K, N_TOK = "ROMEO:", 1, 205, 10, 200
 @dataclass
 class LM:
     root: Path
-    model: SLNLM
+    model: SLN
     vocab: Vocab
     export_dir: Path
-    qm: quant_lm.QModel
+    qm: intspec.QModel
     prompt: list[int]
     text_ids: torch.Tensor
 
@@ -54,14 +56,14 @@ def _lm() -> LM:
     va = vocab.encode(texts["hamlet_gut.txt"][20_000:22_000])
     cfg = get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab))
     torch.manual_seed(0)
-    model = SLNLM(cfg)
+    model = SLN(cfg)
     init_unigram_bias(model, tr)
     train_lm(model, vocab, tr, va, root / "run", lr=0.02, batch_size=8, seed=0, time_budget_s=0, max_steps=40,
              progress=False, bptt=64)
     model.eval()
     exp = root / "export"
-    quant_lm.export_lm(model, vocab, tr[:3000], exp)
-    qm = quant_lm.lm_from_bytes((exp / "model.sln").read_bytes())
+    export.export_lm(model, vocab, tr[:3000], exp)
+    qm = fmt.lm_from_bytes((exp / "model.sln").read_bytes())
     return LM(root, model, vocab, exp, qm, vocab.encode(PROMPT).tolist(), va)
 
 
@@ -91,15 +93,16 @@ def _tokens(stdout: str) -> list[int]:
 
 
 def test_sampler_primitives_match_their_spec() -> None:
-    assert quant_lm.xorshift32(1) == 270369                    # Marsaglia's xorshift32 (13, 17, 5)
-    src = (RUNTIME / "sln_lm.c").read_text()
-    c_lut = [int(v) for v in re.search(r"exp2_lut\[17\] = \{([^}]*)\}", src).group(1).split(",")]
-    assert tuple(c_lut) == quant_lm.EXP2_LUT
+    assert intspec.xorshift32(1) == 270369                     # Marsaglia's xorshift32 (13, 17, 5)
+    src = (RUNTIME / "sln_format.h").read_text()                # the C sampler's table (sln.c)
+    c_lut = [int(v) for v in re.search(r"#define SLN_EXP2_LUT \{([^}]*)\}", src).group(1).split(",")]
+    assert tuple(c_lut) == intspec.EXP2_LUT
+    assert "exp2_lut[17] = SLN_EXP2_LUT" in (RUNTIME / "sln.c").read_text()
     for z in (0, -1, -30000, -65536, -5 * 65536, -20 * 65536):
-        assert quant_lm.exp_weight(z) == pytest.approx(65536 * np.exp(z / 65536), rel=2e-3, abs=2)
-    assert quant_lm.exp_weight(-200 * 65536) == 0
+        assert intspec.exp_weight(z) == pytest.approx(65536 * np.exp(z / 65536), rel=2e-3, abs=2)
+    assert intspec.exp_weight(-200 * 65536) == 0
     # greedy ignores the RNG; top-1 sampling is greedy; ties go to the lowest id
-    s = quant_lm.Sampler(5)
+    s = intspec.Sampler(5)
     logits = np.array([3, 7, 7, 1])
     assert s.sample(logits, 0, 0) == 1 and s.sample(logits, 256, 1) == 1
     # sampling frequencies follow softmax(logits / T)
@@ -113,17 +116,17 @@ def test_integer_lm_tracks_the_float_lm(lm: LM) -> None:
     """Same winners as the float LM on the first steps; over 600 validation characters (where
     near-ties let the two trajectories drift apart, as any perturbation of a recurrent net
     would) the int8 model's bits/char stays within 0.05 of the float model's."""
-    st = quant_lm.init_state(lm.qm)
+    st = intspec.init_state(lm.qm, 1)
     fstate = lm.model.init_state(1)
     ids = lm.text_ids[:601].tolist()
     nll_q = nll_f = 0.0
     with torch.no_grad():
         for i, (t, nxt) in enumerate(zip(ids[:-1], ids[1:], strict=True)):
-            q = quant_lm.reference_step(lm.qm, t, st) / 65536.0
-            f, fstate, masks = lm.model.step(torch.tensor([t]), fstate)
-            f = f[0].double().numpy()
+            q = intspec.lm_step(lm.qm, t, st) / 65536.0
+            y, fstate, masks = lm.model.step(torch.tensor([t]), fstate)
+            f = lm.model.readout(y)[0].double().numpy()
             if i < 5:
-                assert sorted(st.win[0].tolist()) == torch.nonzero(masks[0][0]).flatten().tolist()
+                assert sorted(st.win[0][0].tolist()) == torch.nonzero(masks[0][0]).flatten().tolist()
                 assert np.abs(q - f).max() < 0.05
             nll_q -= q[nxt] - np.logaddexp.reduce(q)
             nll_f -= f[nxt] - np.logaddexp.reduce(f)
@@ -133,12 +136,12 @@ def test_integer_lm_tracks_the_float_lm(lm: LM) -> None:
 
 def test_host_c_generation_equals_python_reference(lm: LM) -> None:
     for seed, temp, top_k, n in ((SEED, TEMP_Q8, TOP_K, N_TOK), (7, 256, 0, 100), (3, 0, 0, 60)):
-        ref = quant_lm.generate_ids(lm.qm, lm.prompt, n, seed, temp, top_k)
+        ref = intspec.generate_ids(lm.qm, lm.prompt, n, seed, temp, top_k)
         r = _host(lm, n, seed, temp, top_k)
         assert r.returncode == 0, r.stderr
         assert _tokens(r.stdout) == ref, (seed, temp, top_k)
-    assert quant_lm.generate_ids(lm.qm, lm.prompt, 40, 2, TEMP_Q8, TOP_K) != \
-        quant_lm.generate_ids(lm.qm, lm.prompt, 40, 3, TEMP_Q8, TOP_K)
+    assert intspec.generate_ids(lm.qm, lm.prompt, 40, 2, TEMP_Q8, TOP_K) != \
+        intspec.generate_ids(lm.qm, lm.prompt, 40, 3, TEMP_Q8, TOP_K)
 
 
 def test_model_kind_keeps_classifier_and_lm_loaders_apart(lm: LM) -> None:
@@ -152,7 +155,7 @@ def test_model_kind_keeps_classifier_and_lm_loaders_apart(lm: LM) -> None:
     bad.write_bytes(bytes(data))
     assert _host(lm, 5, 1, 0, 0, bad).returncode == ERROR_CODES["SLN_ERR_UNSUPPORTED"]
     with pytest.raises(ValueError, match="model_kind"):
-        quant_lm.lm_from_bytes(bytes(data))
+        fmt.lm_from_bytes(bytes(data))
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +182,7 @@ def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> Non
     assert r.returncode == 0, text[-2000:]
     host = _host(lm, N_TOK, SEED, TEMP_Q8, TOP_K)
     mcu = _tokens(text)
-    assert mcu == _tokens(host.stdout) == quant_lm.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
+    assert mcu == _tokens(host.stdout) == intspec.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
     assert f"prompt {PROMPT}\n" in text
     assert f"text {lm.vocab.decode(mcu)}\n" in text
     assert int(re.search(r"calib 200000 insn ticks (\d+)", text).group(1)) == 5000
@@ -187,7 +190,7 @@ def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> Non
     insn_per_token = 40 * int(m.group(1)) / int(m.group(2))
     assert int(m.group(2)) == N_TOK - 1
     assert 1e4 < insn_per_token < 1e6, insn_per_token
-    assert int(re.search(r"state (\d+)", text).group(1)) == quant_lm.lm_state_bytes(lm.qm)
+    assert int(re.search(r"state (\d+)", text).group(1)) == fmt.lm_state_bytes(lm.qm)
     # fits a small part: flash (text + rodata) and RAM (data + bss + stack)
     sz = subprocess.run(["arm-none-eabi-size", "-A", str(firmware)], capture_output=True, text=True, check=True)
     sec = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+", sz.stdout, re.M)}
@@ -196,7 +199,7 @@ def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> Non
     assert sec.get(".data", 0) + sec[".bss"] + sec[".stack"] <= 64 * 1024
     nm = subprocess.run(["arm-none-eabi-nm", str(firmware)], capture_output=True, text=True, check=True).stdout
     assert not re.findall(r"\b(__aeabi_[fd]\w+|__(?:add|sub|mul|div)[sd]f3|__float\w+|__fix\w+)\b", nm)
-    assert "sln_lm_step" in nm and "sln_lm_sample" in nm
+    assert "sln_lm_step" in nm and "sln_sample" in nm
 
 
 def test_lm_runtime_under_sanitizers_on_valid_and_corrupted_files(lm: LM) -> None:
@@ -213,7 +216,7 @@ def test_lm_runtime_under_sanitizers_on_valid_and_corrupted_files(lm: LM) -> Non
                               capture_output=True, text=True, env=env, timeout=60)
     r = run(model, 60)
     assert r.returncode == 0, r.stderr
-    assert _tokens(r.stdout) == quant_lm.generate_ids(lm.qm, lm.prompt, 60, SEED, TEMP_Q8, TOP_K)
+    assert _tokens(r.stdout) == intspec.generate_ids(lm.qm, lm.prompt, 60, SEED, TEMP_Q8, TOP_K)
     data = model.read_bytes()
     rng = np.random.default_rng(0)
     for i in range(24):

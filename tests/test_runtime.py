@@ -13,21 +13,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _int8_helper import RUNTIME, artifacts, build, parse_dump, run_cli, write_idx  # noqa: E402
 
-from sln import export, quant  # noqa: E402
+from sln import fmt, intspec, quant  # noqa: E402
 
-E = export.ERROR_CODES
-HO = export.HEADER_OFFSETS
+E = fmt.ERROR_CODES
+HO = fmt.HEADER_OFFSETS
 
 
 def test_checked_in_header_is_generated_from_the_spec() -> None:
-    assert (RUNTIME / "sln_format.h").read_text() == export.generate_c_header(), \
+    assert (RUNTIME / "sln_format.h").read_text() == fmt.generate_c_header(), \
         "runtime/sln_format.h is stale: run `python -m sln.export --write-header`"
 
 
 def test_bit_exact_with_python_reference_on_1000_real_images() -> None:
     a = artifacts()
-    qm = export.from_bytes(a.model_file.read_bytes())     # the reference runs on the file's bytes
-    ref_logits, ref_winners = quant.reference_forward(qm, a.images)
+    qm = fmt.from_bytes(a.model_file.read_bytes())     # the reference runs on the file's bytes
+    ref_logits, ref_winners = intspec.reference_forward(qm, a.images)
     r = run_cli(build("host"), str(a.model_file), str(a.images_idx), str(a.labels_idx), "--dump")
     assert r.returncode == 0, r.stderr
     preds, logits, winners = parse_dump(r.stdout)
@@ -38,7 +38,7 @@ def test_bit_exact_with_python_reference_on_1000_real_images() -> None:
     acc = (preds == a.labels).mean()
     assert f"accuracy {int(round(acc * 1000))}/1000 {100 * acc:.2f}" in r.stdout
     assert abs(acc - a.report["test"]["int8_accuracy"]) < 1e-9
-    assert f"workspace {export.workspace_bytes(qm)} bytes" in r.stderr
+    assert f"workspace {fmt.workspace_bytes(qm)} bytes" in r.stderr
 
 
 def test_runtime_reads_only_event_columns() -> None:
@@ -46,7 +46,7 @@ def test_runtime_reads_only_event_columns() -> None:
     nonzero pixels must (corrupting them in the file changes the logits)."""
     a = artifacts()
     data = bytearray(a.model_file.read_bytes())
-    qm = export.from_bytes(bytes(data))
+    qm = fmt.from_bytes(bytes(data))
     img = a.images[:1].reshape(qm.n_steps, qm.input_size)
     zero_cols = np.flatnonzero((img == 0).all(0))      # pixel positions that are 0 at every step
     nz_cols = np.flatnonzero((img != 0).any(0))
@@ -102,7 +102,7 @@ def _malformed() -> list[tuple[str, object, str]]:
     cases = [
         ("empty", lambda d: b"", "SLN_ERR_TRUNCATED"),
         ("truncated_in_header", lambda d: d[:100], "SLN_ERR_TRUNCATED"),
-        ("header_only", lambda d: d[:export.HEADER_SIZE], "SLN_ERR_TRUNCATED"),
+        ("header_only", lambda d: d[:fmt.HEADER_SIZE], "SLN_ERR_TRUNCATED"),
         ("truncated_last_byte", lambda d: d[:-1], "SLN_ERR_TRUNCATED"),
         ("truncated_half", lambda d: d[: len(d) // 2], "SLN_ERR_TRUNCATED"),
         ("wrong_magic", lambda d: b"GGUF" + d[4:], "SLN_ERR_MAGIC"),
@@ -168,7 +168,7 @@ def test_loader_fuzz_under_sanitizers() -> None:
     folder.mkdir(exist_ok=True)
     one = folder / "img.idx"
     write_idx(one, a.images[:2])
-    hot = export.HEADER_SIZE + 16 * 16   # header + table
+    hot = fmt.HEADER_SIZE + 16 * 16   # header + table
     codes = set()
     for i in range(60):
         d = bytearray(good)
@@ -188,8 +188,8 @@ def test_loader_fuzz_under_sanitizers() -> None:
 
 def test_inference_under_sanitizers_matches_reference() -> None:
     a = artifacts()
-    qm = export.from_bytes(a.model_file.read_bytes())
-    ref_logits, ref_winners = quant.reference_forward(qm, a.images[:100])
+    qm = fmt.from_bytes(a.model_file.read_bytes())
+    ref_logits, ref_winners = intspec.reference_forward(qm, a.images[:100])
     r = run_cli(build("asan"), str(a.model_file), str(a.images_idx), "--limit", "100", "--dump")
     assert r.returncode == 0, r.stderr[-3000:]
     _, logits, winners = parse_dump(r.stdout)
@@ -222,12 +222,42 @@ def test_two_layer_model_bit_exact(tmp_path: Path) -> None:
             cell.boost.uniform_(0.3, 2.7)
     qm = quant.quantize(model, a.images[500:700])
     path = tmp_path / "two.sln"
-    path.write_bytes(export.to_bytes(qm))
+    path.write_bytes(fmt.to_bytes(qm))
     write_idx(tmp_path / "img.idx", a.images[:200])
-    ref_logits, ref_winners = quant.reference_forward(export.from_bytes(path.read_bytes()), a.images[:200])
+    ref_logits, ref_winners = intspec.reference_forward(fmt.from_bytes(path.read_bytes()), a.images[:200])
     r = run_cli(build("host"), str(path), str(tmp_path / "img.idx"), "--dump")
     assert r.returncode == 0, r.stderr
     _, logits, winners = parse_dump(r.stdout)
     assert winners.shape == (200, 2 * qm.n_steps * qm.k)
     np.testing.assert_array_equal(winners, ref_winners.reshape(200, -1))
     np.testing.assert_array_equal(logits, ref_logits)
+
+
+def test_float32_format_keeps_int8_files_and_is_refused_by_int8_builds(tmp_path: Path) -> None:
+    """numeric was header padding: int8 files carry 0 there (byte-identical to before, VERSION 1);
+    a float32 file loads only in builds with SLN_FLOAT (the engine), never in the CLI/firmware."""
+    import torch
+
+    from sln.config import SLNConfig
+    from sln.model import SLN
+
+    a = artifacts()
+    data = a.model_file.read_bytes()
+    h = fmt.header_of(data)
+    assert h["numeric"] == 0 and h["version"] == 1 and data[HO["numeric"]:fmt.HEADER_SIZE] == bytes(76)
+    assert fmt.to_bytes(fmt.from_bytes(data)) == data
+    torch.manual_seed(0)
+    m = SLN(SLNConfig(n_neurons=32, active_frac=0.125, input_size=196, n_layers=2)).eval()
+    fdata = fmt.float_model_bytes(m)
+    fh = fmt.header_of(fdata)
+    assert (fh["numeric"], fh["n_steps"], fh["model_kind"]) == (1, 0, 0)
+    t = fmt.tensors_of(fdata)
+    np.testing.assert_array_equal(t[0 * 256 + 1].reshape(196, 64), m.cells[0].w_in.weight.detach().numpy().T)
+    assert len(t) == 2 * len(fmt.FLOAT_LAYER_TENSORS) + len(fmt.FLOAT_READOUT_TENSORS)
+    path = tmp_path / "float.sln"
+    path.write_bytes(fdata)
+    for program in ("host", "asan"):
+        r = run_cli(build(program), str(path), "--check")
+        assert r.returncode == E["SLN_ERR_UNSUPPORTED"], r.stdout + r.stderr
+    with pytest.raises(ValueError, match="int8"):
+        fmt.from_bytes(fdata)

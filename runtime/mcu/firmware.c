@@ -27,7 +27,8 @@ int main(void)
 {
   char *args[3] = {0, 0, 0};
   uint8_t hdr[16];
-  uint32_t n, i, total = 0, worst = 0, nargs = 0;
+  uint32_t n, i, total = 0, worst = 0, nargs = 0, pred = 0;
+  size_t need = 0;
   int fd, st;
   char *p;
 
@@ -41,9 +42,9 @@ int main(void)
   }
   if (nargs < 3) return fail("usage: firmware IMAGES.idx N");
   n = parse_u32(args[2]);
-  st = sln_load(&model, sln_model_data, sln_model_data_len);
+  st = sln_load(&model, sln_model_data, sln_model_data_len, SLN_KIND_CLASSIFIER);
   if (st != SLN_OK) return fail(sln_status_name(st));
-  if (sln_workspace_size(&model) > sizeof workspace || model.n_classes > SLN_MODEL_N_CLASSES ||
+  if (sln_workspace_size(&model, &need) != SLN_OK || need > sizeof workspace || model.n_classes > SLN_MODEL_N_CLASSES ||
       (size_t)model.n_steps * model.input_size != sizeof image)
     return fail("model does not match the generated sizes");
   fd = semi_open_read(args[1]);
@@ -59,14 +60,15 @@ int main(void)
     uint32_t t0, dt;
     if (semi_read(fd, image, sizeof image) != (int)sizeof image) return fail("image file too short");
     t0 = SYST_CVR;
-    st = sln_run(&model, image, sizeof image, workspace, sizeof workspace, logits, NULL);
+    st = sln_run(&model, image, sizeof image, NULL, workspace, sizeof workspace, logits, NULL, NULL);
     dt = ticks_since(t0);
+    if (st == SLN_OK) st = sln_argmax(logits, model.n_classes, &pred);
     if (st != SLN_OK) return fail(sln_status_name(st));
     total += dt;
     if (dt > worst) worst = dt;
     semi_put_u32(i);
     semi_puts(" ");
-    semi_put_u32(sln_argmax(logits, model.n_classes));
+    semi_put_u32(pred);
     semi_puts("\n");
   }
   semi_puts("insn_ticks ");
@@ -80,7 +82,7 @@ int main(void)
   semi_puts("\nstack_used ");
   semi_put_u32(sln_stack_used());
   semi_puts("\nworkspace ");
-  semi_put_u32((uint32_t)sln_workspace_size(&model));
+  semi_put_u32((uint32_t)need);
   semi_puts("\n");
   return 0;
 }

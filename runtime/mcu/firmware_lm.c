@@ -1,6 +1,6 @@
 /* firmware_lm.c -- generate text with the int8 SLN character LM on a Cortex-M4 (QEMU
  * mps2-an386). The model and its vocabulary are compiled in (sln_model_data.c, written by
- * sln.quant_lm.export_lm) and parsed by the runtime's bounds-checked loader.
+ * sln.export.export_lm) and parsed by the runtime's bounds-checked loader.
  * Command line (qemu -semihosting-config ...,arg=...):
  *     firmware_lm N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...
  * Prints "tokens id id ..." (the host sln_lm_cli's line), "text <characters>", then
@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "board.h"
-#include "sln_lm.h"
+#include "sln.h"
 #include "sln_model_data.h"
 
 uint32_t sln_stack_used(void);
@@ -31,6 +31,7 @@ int main(void)
   static char text[1024];
   uint32_t nargs = 0, n_tok, i, a, total = 0, worst = 0, nt = 0, top_k;
   int32_t temp_q8;
+  size_t need = 0;
   sln_rng rng;
   int st;
   char *p;
@@ -44,15 +45,15 @@ int main(void)
     *p = '\0';
   }
   if (nargs < 6) return fail("usage: firmware_lm N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...");
-  st = sln_lm_load(&model, sln_model_data, sln_model_data_len);
+  st = sln_load(&model, sln_model_data, sln_model_data_len, SLN_KIND_CHAR_LM);
   if (st != SLN_OK) return fail(sln_status_name(st));
-  if (sln_lm_state_size(&model) > sizeof state || model.n_classes > SLN_MODEL_N_CLASSES)
+  if (sln_state_size(&model, &need) != SLN_OK || need > sizeof state || model.n_classes > SLN_MODEL_N_CLASSES)
     return fail("model does not match the generated sizes");
   n_tok = parse_u32(args[1]);
   temp_q8 = (int32_t)parse_u32(args[3]);
   top_k = parse_u32(args[4]);
   sln_rng_seed(&rng, parse_u32(args[2]));
-  sln_lm_reset(&model, state, sizeof state);
+  sln_reset(&model, state, sizeof state);
   semi_puts("prompt ");
   for (a = 5; a < nargs; a++) {
     uint32_t id = parse_u32(args[a]);
@@ -67,8 +68,9 @@ int main(void)
   SYST_CSR = 5u;
   semi_puts("tokens");
   for (i = 0; i < n_tok; i++) {
-    uint32_t t0 = SYST_CVR, dt, nxt;
-    nxt = sln_lm_sample(logits, model.n_classes, temp_q8, top_k, &rng, cand);
+    uint32_t t0 = SYST_CVR, dt, nxt = 0;
+    st = sln_sample(logits, model.n_classes, temp_q8, top_k, &rng, cand, &nxt);
+    if (st != SLN_OK) return fail(sln_status_name(st));
     if (i + 1u < n_tok) {
       st = sln_lm_step(&model, state, sizeof state, nxt, logits);
       if (st != SLN_OK) return fail(sln_status_name(st));
@@ -94,7 +96,7 @@ int main(void)
   semi_puts("\nstack_used ");
   semi_put_u32(sln_stack_used());
   semi_puts("\nstate ");
-  semi_put_u32((uint32_t)sln_lm_state_size(&model));
+  semi_put_u32((uint32_t)need);
   semi_puts("\n");
   return 0;
 }

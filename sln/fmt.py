@@ -1,0 +1,396 @@
+"""The `.sln` binary model format: the one specification (ground floor: numpy, stdlib, sln.intspec).
+
+The tables below (HEADER_FIELDS, DTYPES, NUMERICS, TENSORS, ERRORS, LIMITS, CONSTANTS,
+MODEL_KINDS, COUNTER_NAMES) drive
+  * the writers (`to_bytes` for an int8 `intspec.QModel`, `float_model_bytes` for an eval-mode
+    float SLN) and the Python parser (`from_bytes`, used by the tests and tools),
+  * the C header runtime/sln_format.h (`generate_c_header`; a test checks the checked-in header
+    equals the generated one: `python -m sln.export --write-header` regenerates it),
+  * the malformed-file test generator (tests/test_runtime.py reads the offsets from here).
+
+File layout (all integers little-endian; the file is a `.sln`):
+    [0, 128)          header: HEADER_FIELDS, u32 each, zero padded to HEADER_SIZE
+    [table, +16*n)    tensor table, n_tensors entries of (id, dtype, offset, count), u32 each
+    [offset, ...)     tensor data, each 4-byte aligned; count elements of dtype
+Tensor id = layer * 256 + kind (layer = n_layers for the readout). The expected dtype and
+element count of every tensor follow from the header (numeric, and the count expressions of
+TENSORS), so a loader never trusts a size it cannot recompute.
+
+Version 1 grew twice without a version bump, each time by a u32 placed in the header's zero
+padding, so every older file is still read byte for byte as before: `model_kind` (0 =
+classifier, the value older files carry) and `numeric` (0 = int8, ditto; 1 = float32, the
+host engine's model: the same liquid layers with float32 weights, no requantisation tensors,
+and n_steps 0 because the caller gives the sequence length).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from . import intspec
+from .intspec import QLayer, QModel
+
+MAGIC = 0x514E4C53          # b"SLNQ" read as a little-endian u32
+VERSION = 1
+HEADER_SIZE = 128
+TABLE_ENTRY_SIZE = 16
+
+# (name, description). Config fields carry SLNConfig's names (k is SLNConfig.k).
+HEADER_FIELDS: list[tuple[str, str]] = [
+    ("magic", "0x514E4C53, the bytes 'SLNQ'"),
+    ("version", "format version, 1"),
+    ("header_size", "bytes of the fixed header, 128"),
+    ("file_size", "total bytes of the file"),
+    ("input_size", "SLNConfig.input_size: inputs per step (pixels)"),
+    ("n_classes", "SLNConfig.n_classes"),
+    ("n_neurons", "SLNConfig.n_neurons: population size N per layer"),
+    ("n_layers", "SLNConfig.n_layers"),
+    ("k", "SLNConfig.k: winners per step"),
+    ("n_steps", "steps per sample (784 / input_size for MNIST; 0 for float32: given per run)"),
+    ("n_tensors", "entries in the tensor table"),
+    ("table_offset", "byte offset of the tensor table"),
+    ("model_kind", "0 = classifier (sln_run); 1 = character LM (sln_lm_step, n_steps 1); was zero padding"),
+    ("numeric", "0 = int8 (requantised integers); 1 = float32 (host engine); was zero padding"),
+]
+HEADER_OFFSETS = {name: 4 * i for i, (name, _) in enumerate(HEADER_FIELDS)}
+
+DTYPES: dict[str, tuple[int, int, str]] = {  # name -> (code, element bytes, numpy dtype)
+    "int8": (1, 1, "<i1"),
+    "int32": (2, 4, "<i4"),
+    "float32": (3, 4, "<f4"),
+}
+NUMERICS = {"int8": 0, "float32": 1}
+MODEL_KINDS = {"classifier": 0, "char_lm": 1}
+
+# kind -> (name, dtype, count expression over d_in, n_neurons, n_classes, lut_points, description)
+LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    1: ("w_in", "int8", "d_in * 2 * n_neurons", "input weights, input-major (D, 2N)"),
+    2: ("in_mult", "int32", "2 * n_neurons", "requant multipliers of W_in x, [0, 2^23)"),
+    3: ("in_shift", "int32", "2 * n_neurons", "requant shifts of W_in x, 1..62"),
+    4: ("w_rec", "int8", "n_neurons * 2 * n_neurons", "recurrent weights, winner-major (N, 2N)"),
+    5: ("rec_mult", "int32", "2 * n_neurons", "requant multipliers of W_rec y"),
+    6: ("rec_shift", "int32", "2 * n_neurons", "requant shifts of W_rec y"),
+    7: ("bias", "int32", "2 * n_neurons", "pre-activation bias, Q a_frac"),
+    8: ("ln_gamma", "int32", "n_neurons", "LayerNorm gain, Q12"),
+    9: ("ln_beta", "int32", "n_neurons", "LayerNorm bias, Q24"),
+    10: ("boost", "int32", "n_neurons", "frozen homeostatic boost, 0..65535"),
+    11: ("alpha_lut", "int32", "lut_points", "gate table alpha(v) in Q15, 0..32767"),
+    12: ("params", "int32", "4", "a_frac (3..20), h_frac (0..15), eps_q (>= 1), reserved 0"),
+}
+READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    1: ("w_out", "int8", "n_neurons * n_classes", "readout weights, neuron-major (N, C)"),
+    2: ("out_mult", "int32", "n_classes", "readout requant multipliers"),
+    3: ("out_shift", "int32", "n_classes", "readout requant shifts"),
+    4: ("out_bias", "int32", "n_classes", "readout bias, Q16"),
+}
+# float32 models: the subset of kinds that exists in float (same kind number = same tensor,
+# so one set of SLN_T_* names serves both numerics), float32 elements, no requantisation.
+FLOAT_LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    1: ("w_in", "float32", "d_in * 2 * n_neurons", "input weights, input-major (D, 2N)"),
+    4: ("w_rec", "float32", "n_neurons * 2 * n_neurons", "recurrent weights, winner-major (N, 2N)"),
+    7: ("bias", "float32", "2 * n_neurons", "pre-activation bias"),
+    8: ("ln_gamma", "float32", "n_neurons", "LayerNorm gain"),
+    9: ("ln_beta", "float32", "n_neurons", "LayerNorm bias"),
+    10: ("boost", "float32", "n_neurons", "frozen homeostatic boost (read when has_boost)"),
+    12: ("params", "float32", "4", "lambda_min (>= 0), ln_eps (> 0), has_boost (0 or 1), reserved 0"),
+}
+FLOAT_READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    1: ("w_out", "float32", "n_neurons * n_classes", "readout weights, neuron-major (N, C)"),
+    4: ("out_bias", "float32", "n_classes", "readout bias"),
+}
+# (numeric, readout?) -> table: what the writers write and the loader requires
+TENSORS: dict[tuple[str, bool], dict[int, tuple[str, str, str, str]]] = {
+    ("int8", False): LAYER_TENSORS, ("int8", True): READOUT_TENSORS,
+    ("float32", False): FLOAT_LAYER_TENSORS, ("float32", True): FLOAT_READOUT_TENSORS,
+}
+
+# (name, value, description): the loader's documented results
+ERRORS: list[tuple[str, int, str]] = [
+    ("SLN_OK", 0, "success"),
+    ("SLN_ERR_ARG", 1, "null pointer or inconsistent argument (e.g. input length)"),
+    ("SLN_ERR_TRUNCATED", 2, "buffer shorter than the header or than header.file_size"),
+    ("SLN_ERR_MAGIC", 3, "wrong magic: not an SLN model file"),
+    ("SLN_ERR_VERSION", 4, "unsupported format version"),
+    ("SLN_ERR_HEADER", 5, "bad header_size, or tensor table outside the file / misaligned"),
+    ("SLN_ERR_UNSUPPORTED", 6, "config outside the runtime's limits (layers, k, sizes, steps), "
+                               "another model kind, or a numeric this build lacks"),
+    ("SLN_ERR_TENSOR_MISSING", 7, "a required tensor is absent, duplicated or unknown"),
+    ("SLN_ERR_TENSOR_TYPE", 8, "a tensor has the wrong dtype or element count"),
+    ("SLN_ERR_TENSOR_BOUNDS", 9, "a tensor's offset/size lies past the end of the file or is misaligned"),
+    ("SLN_ERR_VALUE", 10, "a parameter outside its valid range (shift, multiplier, Q formats, boost, LUT)"),
+    ("SLN_ERR_WORKSPACE", 11, "caller's workspace too small"),
+]
+ERROR_CODES = {name: value for name, value, _ in ERRORS}
+
+LIMITS: dict[str, int] = {
+    "SLN_MAX_LAYERS": intspec.MAX_LAYERS, "SLN_MAX_K": intspec.MAX_K, "SLN_MAX_INPUT": intspec.MAX_INPUT,
+    "SLN_MAX_NEURONS": intspec.MAX_NEURONS, "SLN_MAX_STEPS": intspec.MAX_STEPS,
+    "SLN_MAX_CLASSES": intspec.MAX_CLASSES, "SLN_MAX_TENSORS": 1024,
+}
+CONSTANTS: dict[str, int] = {
+    "SLN_MULT_BITS": intspec.MULT_BITS, "SLN_A_SAT": intspec.A_SAT, "SLN_NORM_FRAC": intspec.NORM_FRAC,
+    "SLN_GAMMA_FRAC": intspec.GAMMA_FRAC, "SLN_INV_BITS": intspec.INV_BITS, "SLN_ALPHA_ONE": intspec.ALPHA_ONE,
+    "SLN_LUT_LO": intspec.LUT_LO, "SLN_LUT_STEP_LOG2": intspec.LUT_STEP_LOG2, "SLN_LUT_SIZE": intspec.LUT_SIZE,
+    "SLN_BOOST_MAX": intspec.BOOST_MAX, "SLN_H_MAX": intspec.H_MAX, "SLN_LOGIT_FRAC": intspec.LOGIT_FRAC,
+    "SLN_LOG2E_Q16": intspec.LOG2E_Q16,
+}
+# Operation counters of the float engine (host benchmark builds, -DSLN_COUNTERS): one row of
+# these columns per term (3l+0 input, 3l+1 recurrent, 3l+2 elementwise of layer l; last row readout).
+COUNTER_NAMES: tuple[str, ...] = (
+    "mac", "ac", "add", "mul", "nonlin", "cmp", "weight_bytes", "act_bytes_read", "act_bytes_written",
+    "events", "dense_mac", "nz_out")
+COUNTER_DOCS = ("multiply-accumulates executed", "accumulates (binary events: multiply by 1 skipped)",
+                "elementwise adds/subtracts", "elementwise multiplies", "exp, log1p, sqrt/div",
+                "comparisons (ReLU, softplus threshold, top-k)", "bytes of weights read",
+                "bytes of activations/state read", "bytes of activations/state written",
+                "nonzero inputs consumed (input/recurrent terms)", "MACs a dense execution would need",
+                "nonzero outputs produced (winners with h != 0)")
+
+
+def expected_count(expr: str, d_in: int, n_neurons: int, n_classes: int) -> int:
+    """Evaluate a count expression of the tables: a product of names and integers."""
+    env = {"d_in": d_in, "n_neurons": n_neurons, "n_classes": n_classes, "lut_points": intspec.LUT_SIZE + 1}
+    out = 1
+    for term in expr.split("*"):
+        term = term.strip()
+        out *= int(term) if term.isdigit() else env[term]
+    return out
+
+
+def _check_tables() -> None:
+    """One name per kind across numerics (the C header defines SLN_T_<name> once)."""
+    for readout in (False, True):
+        for kind, spec in TENSORS[("float32", readout)].items():
+            assert TENSORS[("int8", readout)][kind][0] == spec[0], (kind, spec)
+
+
+_check_tables()
+
+
+# --- writer / parser ---------------------------------------------------------------------------
+def _pack(dims: dict[str, int], tensors: list[tuple[int, str, np.ndarray]]) -> bytes:
+    """Header (dims + layout fields) + table + 4-byte aligned tensors."""
+    table_off = HEADER_SIZE
+    off = table_off + TABLE_ENTRY_SIZE * len(tensors)
+    table, blobs = [], []
+    for tid, dtype, arr in tensors:
+        code, _, npd = DTYPES[dtype]
+        flat = np.asarray(arr).ravel()
+        if dtype != "float32":
+            info = np.iinfo(np.dtype(npd))
+            if flat.size and (flat.min() < info.min or flat.max() > info.max):
+                raise ValueError(f"tensor {tid:#x} does not fit {dtype}")
+        raw = flat.astype(npd).tobytes()
+        raw += b"\0" * (-len(raw) % 4)  # keep every tensor 4-byte aligned
+        table.append(struct.pack("<4I", tid, code, off, flat.size))
+        blobs.append(raw)
+        off += len(raw)
+    vals = {"magic": MAGIC, "version": VERSION, "header_size": HEADER_SIZE, "file_size": off,
+            "n_tensors": len(tensors), "table_offset": table_off, **dims}
+    header = struct.pack(f"<{len(HEADER_FIELDS)}I", *(vals[n] for n, _ in HEADER_FIELDS))
+    header += b"\0" * (HEADER_SIZE - len(header))
+    return header + b"".join(table) + b"".join(blobs)
+
+
+def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"]) -> bytes:
+    """An int8 model (numeric 0) -> .sln bytes."""
+    tensors: list[tuple[int, str, np.ndarray]] = []
+    for li, L in enumerate(qm.layers):
+        params = np.array([L.a_frac, L.h_frac, L.eps_q, 0], np.int64)
+        for kind, (name, dtype, _, _) in LAYER_TENSORS.items():
+            tensors.append((li * 256 + kind, dtype, params if name == "params" else getattr(L, name)))
+    for kind, (name, dtype, _, _) in READOUT_TENSORS.items():
+        tensors.append((qm.n_layers * 256 + kind, dtype, getattr(qm, name)))
+    dims = {"input_size": qm.input_size, "n_classes": qm.n_classes, "n_neurons": qm.n_neurons,
+            "n_layers": qm.n_layers, "k": qm.k, "n_steps": qm.n_steps, "model_kind": model_kind,
+            "numeric": NUMERICS["int8"]}
+    return _pack(dims, tensors)
+
+
+def float_model_bytes(model: Any) -> bytes:
+    """An eval-mode float SLN classifier (`sln.model.SLN`-like: .cfg, .cells[i].w_in / .w_rec / .ln /
+    .boost / .boost_beta / .lambda_min / .ln_eps, .readout) -> float32 .sln bytes (numeric 1) for
+    the host engine. Weights are stored transposed (input-major) as the int8 files."""
+    def f32(t: Any) -> np.ndarray:
+        return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+
+    cfg = model.cfg
+    tensors: list[tuple[int, str, np.ndarray]] = []
+    for li, cell in enumerate(model.cells):
+        has_boost = 1.0 if cell.boost_beta > 0 else 0.0
+        arrays = {"w_in": f32(cell.w_in.weight).T, "w_rec": f32(cell.w_rec.weight).T,   # (D, 2N), (N, 2N)
+                  "bias": f32(cell.w_in.bias), "ln_gamma": f32(cell.ln.weight), "ln_beta": f32(cell.ln.bias),
+                  "boost": f32(cell.boost),
+                  "params": np.array([cell.lambda_min, cell.ln_eps, has_boost, 0.0], np.float32)}
+        for kind, (name, dtype, _, _) in FLOAT_LAYER_TENSORS.items():
+            tensors.append((li * 256 + kind, dtype, arrays[name]))
+    ro = {"w_out": f32(model.readout.weight).T, "out_bias": f32(model.readout.bias)}   # (N, C), (C,)
+    for kind, (name, dtype, _, _) in FLOAT_READOUT_TENSORS.items():
+        tensors.append((cfg.n_layers * 256 + kind, dtype, ro[name]))
+    dims = {"input_size": cfg.input_size, "n_classes": cfg.n_classes, "n_neurons": cfg.n_neurons,
+            "n_layers": cfg.n_layers, "k": cfg.k, "n_steps": 0, "model_kind": MODEL_KINDS["classifier"],
+            "numeric": NUMERICS["float32"]}
+    return _pack(dims, tensors)
+
+
+def header_of(data: bytes) -> dict[str, int]:
+    return dict(zip((n for n, _ in HEADER_FIELDS), struct.unpack_from(f"<{len(HEADER_FIELDS)}I", data, 0),
+                    strict=True))
+
+
+def tensors_of(data: bytes) -> dict[int, np.ndarray]:
+    """id -> flat array of the file's tensors (numpy views of the bytes)."""
+    h = header_of(data)
+    codes = {c: npd for c, _, npd in DTYPES.values()}
+    out = {}
+    for i in range(h["n_tensors"]):
+        tid, code, off, count = struct.unpack_from("<4I", data, h["table_offset"] + TABLE_ENTRY_SIZE * i)
+        out[tid] = np.frombuffer(data, codes[code], count, off)
+    return out
+
+
+def from_bytes(data: bytes) -> QModel:
+    """Parse an int8 .sln file (trusting it less than the C loader does; used by tests and tools)."""
+    h = header_of(data)
+    if h["magic"] != MAGIC or h["version"] != VERSION:
+        raise ValueError("not an SLN v1 model file")
+    if h["numeric"] != NUMERICS["int8"]:
+        raise ValueError("not an int8 model (numeric != 0)")
+    tensors = {tid: a.astype(np.int64) for tid, a in tensors_of(data).items()}
+    N, C, D = h["n_neurons"], h["n_classes"], h["input_size"]
+    layers = []
+    for li in range(h["n_layers"]):
+        t = {name: tensors[li * 256 + kind] for kind, (name, *_) in LAYER_TENSORS.items()}
+        d_in = D if li == 0 else N
+        p = t.pop("params")
+        t["w_in"] = t["w_in"].reshape(d_in, 2 * N)
+        t["w_rec"] = t["w_rec"].reshape(N, 2 * N)
+        layers.append(QLayer(a_frac=int(p[0]), h_frac=int(p[1]), eps_q=int(p[2]), **t))
+    r = {name: tensors[h["n_layers"] * 256 + kind] for kind, (name, *_) in READOUT_TENSORS.items()}
+    r["w_out"] = r["w_out"].reshape(N, C)
+    return QModel(input_size=D, n_classes=C, n_neurons=N, n_layers=h["n_layers"], k=h["k"],
+                  n_steps=h["n_steps"], layers=layers, **r)
+
+
+def lm_to_bytes(qm: QModel) -> bytes:
+    return to_bytes(qm, MODEL_KINDS["char_lm"])
+
+
+def lm_from_bytes(data: bytes) -> QModel:
+    if header_of(data)["model_kind"] != MODEL_KINDS["char_lm"]:
+        raise ValueError("not a character-LM .sln file (model_kind != 1)")
+    return from_bytes(data)
+
+
+# --- caller-owned memory (mirrors of sln_state_size / sln_workspace_size in runtime/sln.c) --------
+def _a4(x: int) -> int:
+    return (x + 3) & ~3
+
+
+def state_bytes(n_layers: int, n_neurons: int, k: int, numeric: str = "int8") -> int:
+    """Streaming state: per layer h (N), winner ids (k, u16), winner values (k), count (i32), then
+    two (2N) 32-bit scratch rows. int8 holds h and values as int16, float32 as float."""
+    e = 2 if numeric == "int8" else 4
+    return n_layers * (_a4(e * n_neurons) + _a4(2 * k) + _a4(e * k) + 4) + 16 * n_neurons
+
+
+def lm_state_bytes(qm: QModel) -> int:
+    """Bytes of the caller-owned LM state (sln_state_size of an LM file)."""
+    return state_bytes(qm.n_layers, qm.n_neurons, qm.k)
+
+
+def workspace_bytes(qm: QModel) -> int:
+    """Bytes of caller-owned workspace sln_run needs: the state + the readout accumulator (N int32)."""
+    return state_bytes(qm.n_layers, qm.n_neurons, qm.k) + 4 * qm.n_neurons
+
+
+def float_workspace_bytes(n_layers: int, n_neurons: int, k: int) -> int:
+    """sln_run of a float32 model: state + accumulator (N float) + fired flags (N bytes)."""
+    return state_bytes(n_layers, n_neurons, k, "float32") + 4 * n_neurons + _a4(n_neurons)
+
+
+# --- C sources ---------------------------------------------------------------------------------
+def to_c_array(data: bytes, symbol: str = "sln_model_data") -> str:
+    """The model file as a `static const` C array for firmware (same bytes, same loader)."""
+    lines = [f"/* generated by sln.export: {len(data)} bytes of an SLN v{VERSION} model */",
+             '#include "sln_model_data.h"', "",
+             f"const unsigned char {symbol}[{len(data)}] = {{"]
+    for i in range(0, len(data), 16):
+        lines.append("  " + ",".join(f"0x{b:02x}" for b in data[i:i + 16]) + ",")
+    lines += ["};", f"const unsigned long {symbol}_len = {len(data)}UL;", ""]
+    return "\n".join(lines)
+
+
+def c_array_header(qm: QModel, workspace: int, symbol: str = "sln_model_data") -> str:
+    return "\n".join([
+        "/* generated by sln.export */", "#ifndef SLN_MODEL_DATA_H", "#define SLN_MODEL_DATA_H", "",
+        f"extern const unsigned char {symbol}[];", f"extern const unsigned long {symbol}_len;",
+        f"#define SLN_MODEL_WORKSPACE_BYTES {workspace}u",
+        f"#define SLN_MODEL_INPUT_BYTES {qm.input_size * qm.n_steps}u",
+        f"#define SLN_MODEL_N_CLASSES {qm.n_classes}u", "", "#endif", ""])
+
+
+def _kind_mask(table: dict[int, Any]) -> int:
+    return sum(1 << kind for kind in table)
+
+
+def generate_c_header() -> str:
+    out = ["/* sln_format.h -- GENERATED by `python -m sln.export --write-header` from the tables",
+           " * in sln/fmt.py. Do not edit: tests/test_runtime.py fails if this file differs. */",
+           "#ifndef SLN_FORMAT_H", "#define SLN_FORMAT_H", "", "#include <stdint.h>", "",
+           f"#define SLN_MAGIC 0x{MAGIC:08X}u", f"#define SLN_VERSION {VERSION}u",
+           f"#define SLN_HEADER_SIZE {HEADER_SIZE}u", f"#define SLN_TABLE_ENTRY_SIZE {TABLE_ENTRY_SIZE}u", "",
+           "/* header fields: u32 little-endian at these byte offsets */"]
+    out += [f"#define SLN_HDR_{name.upper()} {HEADER_OFFSETS[name]}u /* {desc} */" for name, desc in HEADER_FIELDS]
+    out += ["", "/* model kinds (header field model_kind) */"]
+    out += [f"#define SLN_KIND_{name.upper()} {v}u" for name, v in MODEL_KINDS.items()]
+    out += ["", "/* numerics (header field numeric) */"]
+    out += [f"#define SLN_NUMERIC_{name.upper()} {v}u" for name, v in NUMERICS.items()]
+    out += ["", "/* tensor element types */"]
+    out += [f"#define SLN_DTYPE_{name.upper()} {code}u /* {size} byte(s) */"
+            for name, (code, size, _) in DTYPES.items()]
+    out += ["", "/* tensor kinds; id = layer * 256 + kind (layer = n_layers for the readout) */"]
+    for readout in (False, True):
+        where = "readout " if readout else ""
+        for kind, (name, dtype, expr, desc) in TENSORS[("int8", readout)].items():
+            fl = TENSORS[("float32", readout)].get(kind)
+            also = f"; float32[{fl[2]}]: {fl[3]}" if fl else ""
+            out.append(f"#define SLN_T_{name.upper()} {kind}u /* {where}{dtype}[{expr}]: {desc}{also} */")
+    out.append(f"#define SLN_N_LAYER_TENSORS {len(LAYER_TENSORS)}u")
+    out.append(f"#define SLN_N_READOUT_TENSORS {len(READOUT_TENSORS)}u")
+    out += ["/* bit `kind` set for every tensor a file of that numeric must hold exactly once */"]
+    for (num, readout), table in TENSORS.items():
+        out.append(f"#define SLN_KINDS_{'READOUT' if readout else 'LAYER'}_{num.upper()} 0x{_kind_mask(table):X}u")
+    out += ["", "/* runtime limits (keep every int32 accumulator in range) */"]
+    out += [f"#define {k} {v}u" for k, v in LIMITS.items()]
+    out += ["", "/* integer model constants (see sln/intspec.py) */"]
+    out += [f"#define {k} ({v})" for k, v in CONSTANTS.items()]
+    out += [f"#define SLN_SEED_ZERO {intspec.SEED_ZERO}u /* xorshift32 state used for seed 0 */",
+            "/* 2^(-i/16) in Q16, i = 0..16: the sampler's exp table (intspec.EXP2_LUT) */",
+            f"#define SLN_EXP2_LUT {{ {', '.join(map(str, intspec.EXP2_LUT))} }}"]
+    out += ["", "/* operation counters (columns of each term row; host builds with -DSLN_COUNTERS) */"]
+    out += [f"#define SLN_C_{name.upper()} {i}u /* {doc} */"
+            for i, (name, doc) in enumerate(zip(COUNTER_NAMES, COUNTER_DOCS, strict=True))]
+    out += [f"#define SLN_NCOUNT {len(COUNTER_NAMES)}u"]
+    out += ["", "/* error codes returned by every sln_ function */", "typedef enum sln_status {"]
+    out += [f"  {name} = {value}, /* {desc} */" for name, value, desc in ERRORS]
+    out += ["} sln_status;", "",
+            "/* names indexed by status value */",
+            "#define SLN_STATUS_NAMES { " + ", ".join(f'"{n}"' for n, _, _ in ERRORS) + " }",
+            f"#define SLN_N_STATUS {len(ERRORS)}", "",
+            "/* expected element type and count of tensor `kind` of a file of `numeric`; dtype 0 = unknown */",
+            "/* (called only after the header passed the SLN_MAX_* limits: no overflow) */",
+            "static inline uint32_t sln_expected_count(uint32_t numeric, uint32_t readout, uint32_t kind,",
+            "    uint32_t d_in, uint32_t n_neurons, uint32_t n_classes, uint32_t *dtype)",
+            "{", f"  const uint32_t lut_points = {intspec.LUT_SIZE + 1}u;", "  (void)lut_points;",
+            "  (void)d_in; (void)n_neurons; (void)n_classes;", "  *dtype = 0u;"]
+    for (num, readout), table in TENSORS.items():
+        out += [f"  if (numeric == SLN_NUMERIC_{num.upper()} && {'' if readout else '!'}readout) {{",
+                "    switch (kind) {"]
+        out += [f"    case {kind}u: *dtype = SLN_DTYPE_{dtype.upper()}; return {expr};"
+                for kind, (_, dtype, expr, _) in table.items()]
+        out += ["    default: return 0u;", "    }", "  }"]
+    out += ["  return 0u;", "}", "", "#endif /* SLN_FORMAT_H */", ""]
+    return "\n".join(out)
