@@ -1,7 +1,8 @@
-"""Thin wrapper: `python benchmark.py --compare-energy --model sln-base` (see sln/benchmark.py)."""
+"""Thin wrapper: `python benchmark.py --compare-energy --model sln-base` (see sln/bench/)."""
 import sys
 
-from sln.benchmark import main
+from sln.bench.cli import main
+from sln.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(main, prog="benchmark.py"))

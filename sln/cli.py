@@ -1,24 +1,73 @@
 """`sln <command>`: one entry point; each command lives in its own module with main(argv).
 
 Commands are looked up lazily so `sln train` does not import the benchmark's plotting stack.
+Every command (and the `train.py` / `export.py` / `benchmark.py` wrappers) runs through `run`,
+the one error path: a user mistake ends in one line on stderr saying what to do and a
+documented exit code, never a traceback (`--debug` shows it).
+
+Exit codes: 0 success; 1 the command ran and reports a failure; 2 bad arguments or config;
+3 data missing or corrupt (DataError); 4 a model file that does not load (CheckpointError,
+missing checkpoint); 5 the system refused (read-only or full disk, permissions); 130 interrupted.
 """
 from __future__ import annotations
 
 import importlib
 import sys
+import traceback
+from collections.abc import Callable
+
+from .checkpoint import CheckpointError
+from .fetch import DataError
+
+EXIT_USAGE, EXIT_DATA, EXIT_MODEL, EXIT_SYSTEM, EXIT_INTERRUPTED = 2, 3, 4, 5, 130
 
 # command -> (module, one-line help). Modules expose `main(argv: list[str] | None) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("sln.train_cli", "train a model (python train.py)"),
-    "benchmark": ("sln.benchmark", "energy / latency comparison against baselines (python benchmark.py)"),
+    "benchmark": ("sln.bench.cli", "energy / latency comparison against baselines (python benchmark.py)"),
     "export": ("sln.export", "int8 export for the C runtime (python export.py)"),
     "generate": ("sln.generate", "sample text from a character language model checkpoint"),
     "models": ("sln.train_cli", "list registered models"),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _exit_code(e: BaseException) -> int:
+    if isinstance(e, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(e, DataError):
+        return EXIT_DATA
+    if isinstance(e, (CheckpointError, FileNotFoundError)):
+        return EXIT_MODEL
+    if isinstance(e, OSError):
+        return EXIT_SYSTEM
+    return EXIT_USAGE
+
+
+USER_ERRORS = (DataError, CheckpointError, ValueError, KeyError, OSError, KeyboardInterrupt)
+
+
+def run(main_fn: Callable[[list[str]], int | None], argv: list[str] | None = None, prog: str = "sln") -> int:
+    """Call main_fn(argv) behind the one error path (see the module docstring for the exit codes)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    try:
+        return int(main_fn(argv) or 0)
+    except USER_ERRORS as e:
+        if debug:
+            traceback.print_exc()
+        msg = "interrupted" if isinstance(e, KeyboardInterrupt) else (e.args[0] if isinstance(e, KeyError)
+                                                                      and e.args else str(e))
+        hint = "" if debug else "  (--debug shows the traceback)"
+        print(f"{prog}: error: {msg}{hint}", file=sys.stderr)
+        return _exit_code(e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_dispatch, argv, "sln")
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: sln <command> [options]\n\ncommands:")
         for name, (_, text) in COMMANDS.items():

@@ -1,25 +1,34 @@
-"""benchmark.py end to end (--quick) and the equal-accuracy comparison."""
+"""benchmark.py end to end (--quick), the JSON schema, the report and the equal-accuracy comparison."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-import types
+from pathlib import Path
 
 import pytest
 
-from sln import benchmark as B
+from sln.bench import cli, report
+from sln.bench.compare import compare, headline_comparison
+from sln.bench.schema import INT8_SCHEMA, JSON_SCHEMA, SCHEMA_ID, validate
 from sln.energy import estimate_pj, get_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
 
 
 def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     js = tmp_path / "out" / "q.json"
-    rc = B.main(["--compare-energy", "--quick", "--runs-dir", str(tmp_path / "runs"), "--out",
-                 str(tmp_path / "out"), "--json", str(js), "--no-progress", "--repeats", "10"])
+    md = tmp_path / "out" / "q.md"
+    rc = cli.main(["--compare-energy", "--quick", "--runs-dir", str(tmp_path / "runs"), "--out",
+                   str(tmp_path / "out"), "--json", str(js), "--markdown", str(md), "--no-progress",
+                   "--repeats", "10"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "HEADLINE" in printed and "not measured here" in printed
     doc = json.loads(js.read_text())
-    assert B.validate(doc, B.JSON_SCHEMA) == []
+    assert doc["schema"] == SCHEMA_ID and validate(doc, JSON_SCHEMA) == []
+    assert doc["machine"]["engine_backend"] == "c"
     fams = {r["family"] for r in doc["models"]}
     assert {"sln", "sln-dense", "vit"} <= fams
     for r in doc["models"]:
@@ -35,64 +44,120 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
            "act_bytes": sln["act_bytes"]}
     e = estimate_pj(ops, sln["weight_footprint_bytes"], sln["act_footprint_bytes"], get_profile())
     assert sln["energy_uJ"] == pytest.approx(e["total"] * 1e-6, rel=1e-9)
-    assert (tmp_path / "out" / "mnist_energy.png").stat().st_size > 1000
-    assert (tmp_path / "out" / "mnist_latency.png").stat().st_size > 1000
+    assert sum(sln["energy_breakdown_uJ"]["by_term"].values()) == pytest.approx(sln["energy_uJ"], rel=1e-9)
+    # --quick: sln-tiny at N = 64, one layer, D = 196, C = 10: every fp32 weight the engine may read
+    assert sln["weight_footprint_bytes"] == 4 * (196 * 128 + 64 * 128 + 128 + 3 * 64 + 64 * 10 + 10)
+    for stem in ("energy", "latency", "int8_energy"):
+        assert (tmp_path / "out" / f"mnist_{stem}.png").stat().st_size > 1000
     # the int8 vs int8 section: its own rows (never in the fp32 models), valid against its schema
     assert all(r["precision"] == "fp32" for r in doc["models"])
-    assert B.validate(doc["int8"], B.INT8_SCHEMA) == []
+    assert validate(doc["int8"], INT8_SCHEMA) == []
     assert {r["family"] for r in doc["int8"]["models"]} >= {"sln", "vit"}
     assert "INT8 HEADLINE" in printed or doc["int8"]["headline"]["energy_ratio"] is None
-    assert (tmp_path / "out" / "mnist_int8_energy.png").stat().st_size > 1000
-    # the validator can fail
+    # the Markdown written is the report of the JSON written
+    assert md.read_text() == report.markdown_report(doc) + "\n"
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_checked_in_results_stay_valid_and_render_unchanged(name: str) -> None:
+    """bench/<name>.json was written before the benchmark was split into sln/bench/: it must
+    validate against today's schema, and the one report path must render it into the checked-in
+    bench/<name>.md byte for byte (fp32 table and int8 section alike)."""
+    doc = json.loads((BENCH / f"{name}.json").read_text())
+    assert doc["schema"] == SCHEMA_ID
+    assert validate(doc, JSON_SCHEMA) == []
+    assert report.markdown_report(doc) + "\n" == (BENCH / f"{name}.md").read_text()
+    # the validator can fail: a missing field, a value out of range, an fp32 row in the int8 section
     bad = dict(doc)
     del bad["headline"]
     bad["models"] = [dict(doc["models"][0], accuracy=1.5)]
-    errs = B.validate(bad, B.JSON_SCHEMA)
+    bad["int8"] = dict(doc["int8"], models=[dict(doc["int8"]["models"][0], precision="fp32")])
+    errs = validate(bad, JSON_SCHEMA)
     assert any("headline" in e for e in errs) and any("accuracy" in e for e in errs)
+    assert any(e.startswith("$.int8.models[0].precision") for e in errs)
+    assert validate(dict(doc, schema="sln-energy-benchmark-v0"), JSON_SCHEMA) == [
+        "$.schema: 'sln-energy-benchmark-v0' not in ['sln-energy-benchmark-v1']"]
 
 
-def _row(name: str, acc: float, uj: float, ms: float) -> dict:
+def test_one_table_path_for_both_precisions() -> None:
+    doc = json.loads((BENCH / "mnist.json").read_text())
+    for rows, prec in ((doc["models"], "fp32"), (doc["int8"]["models"], "int8")):
+        lines = report.format_table(rows, prec).splitlines()
+        assert len(lines) == len(rows) + 2 and set(lines[1]) == {"-"}
+        assert all(len(line) == len(lines[0]) for line in lines)   # the cells fill their columns
+        for r, line in zip(rows, lines[2:], strict=True):
+            assert line.split()[:3] == [r["family"], r["name"], f"{r['params']:,}"]
+            # the last column: img/s of the fp32 table, estimated uJ of the int8 one
+            last = f"{r['throughput_per_s']:.0f}" if prec == "fp32" else f"{r['energy_uJ']:.3f}"
+            assert line.split()[-1] == last
+    head = report.format_table(doc["int8"]["models"], "int8").splitlines()[0]
+    assert "int8 acc %" in head and "lat ms" not in head
+    assert "lat ms" in report.format_table(doc["models"], "fp32").splitlines()[0]
+    # the breakdown splits the compute energy by precision: fp32 one figure, int8 MACs + int32 ops
+    r8 = next(r for r in doc["int8"]["models"] if r["family"] == "sln")
+    b8 = report.format_breakdown(r8)
+    assert b8.startswith(f"{r8['name']} (int8): {r8['energy_uJ']:.3f} uJ = MACs ")
+    assert "[separate line: recurrent + readout MACs priced as int32 multiplies" in b8
+    r32 = next(r for r in doc["models"] if r["name"] == r8["name"])
+    assert report.format_breakdown(r32).startswith(f"{r32['name']}: {r32['energy_uJ']:.3f} uJ = compute ")
+
+
+def _row(name: str, acc: float, uj: float, ms: float | None) -> dict:
     return {"name": name, "accuracy": acc, "energy_uJ": uj, "latency_ms": ms}
 
 
 def test_compare_equal_accuracy_methods() -> None:
     vits = [_row("a", 0.90, 10.0, 1.0), _row("b", 0.96, 40.0, 4.0), _row("c", 0.95, 80.0, 8.0)]  # c dominated
     sln = _row("s", 0.93, 2.0, 0.5)
-    sm, ip = B.compare(sln, vits)
+    sm, ip = compare(sln, vits)
     assert sm["method"] == "smallest-matching" and sm["baseline"] == "b"
     assert sm["energy_ratio"] == pytest.approx(20.0) and sm["latency_ratio"] == pytest.approx(8.0)
     # halfway between a (0.90) and b (0.96) in accuracy: geometric mean of the costs
     assert ip["energy_ratio"] == pytest.approx((10.0 * 40.0) ** 0.5 / 2.0)
     assert ip["latency_ratio"] == pytest.approx((1.0 * 4.0) ** 0.5 / 0.5)
-    # above every baseline: no match, no extrapolation
-    sm2, ip2 = B.compare(_row("s", 0.99, 2.0, 0.5), vits)
+    assert headline_comparison([sm, ip], "s") is ip
+    # above every baseline: no match, no extrapolation; the headline falls back to smallest-matching
+    sm2, ip2 = compare(_row("s", 0.99, 2.0, 0.5), vits)
     assert sm2["baseline"] == "b" and "no baseline reaches" in sm2["note"]
     assert ip2["energy_ratio"] is None
+    assert headline_comparison([sm2, ip2], "s") is sm2
+    # int8 rows have no latency: energy is compared, latency ratios stay None
+    sm3, ip3 = compare(_row("s", 0.93, 2.0, None), [dict(v, latency_ms=None) for v in vits])
+    assert sm3["latency_ratio"] is None and ip3["latency_ratio"] is None
+    assert ip3["energy_ratio"] == pytest.approx(ip["energy_ratio"])
 
 
-def test_task_lm_is_lazy(monkeypatch, capsys) -> None:
-    monkeypatch.setitem(sys.modules, "sln.lm_bench", None)  # as if the module were missing
-    assert B.main(["--task", "lm"]) == 2
-    assert "sln/lm_bench.py" in capsys.readouterr().err
+def test_task_lm_dispatches_with_its_flags(monkeypatch) -> None:
+    import sln.bench.lm as lm
+
     seen = {}
 
-    def run_lm_benchmark(args) -> int:  # noqa: ANN001
-        seen["argv"] = args.lm_argv
+    def fake(args) -> int:  # noqa: ANN001
+        seen.update(contexts=args.contexts, quick=args.quick, sln=args.sln_checkpoint)
         return 0
 
-    fake = types.ModuleType("sln.lm_bench")
-    fake.run_lm_benchmark = run_lm_benchmark
-    monkeypatch.setitem(sys.modules, "sln.lm_bench", fake)
-    import sln
-    monkeypatch.setattr(sln, "lm_bench", fake, raising=False)
-    assert B.main(["--task", "lm", "--some-lm-flag", "3"]) == 0
-    assert seen["argv"] == ["--some-lm-flag", "3"]
+    monkeypatch.setattr(lm, "run_lm_benchmark", fake)
+    assert cli.main(["--task", "lm", "--quick", "--contexts", "8", "16", "--sln-checkpoint", "s.st"]) == 0
+    assert seen == {"contexts": [8, 16], "quick": True, "sln": Path("s.st")}
 
 
-def test_unknown_flag_and_no_mode_rejected(capsys) -> None:
-    assert B.main([]) == 2
+def test_unknown_flag_and_no_mode_rejected() -> None:
+    assert cli.main([]) == 2
     with pytest.raises(SystemExit):
-        B.main(["--compare-energy", "--no-such-flag"])
+        cli.main(["--compare-energy", "--no-such-flag"])
+    with pytest.raises(SystemExit):
+        cli.main(["--task", "lm", "--no-such-flag"])
+    with pytest.raises(SystemExit):            # the numpy twin of the engine is gone
+        cli.main(["--compare-energy", "--engine", "numpy"])
+
+
+def test_wrapper_and_sln_command_point_to_the_package() -> None:
+    from sln.cli import COMMANDS
+
+    assert COMMANDS["benchmark"][0] == "sln.bench.cli"
+    r = subprocess.run([sys.executable, str(ROOT / "benchmark.py"), "--help"], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and "--compare-energy" in r.stdout and "--contexts" in r.stdout
 
 
 def test_vit_counts_equal_hand_computed() -> None:

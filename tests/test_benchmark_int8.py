@@ -1,13 +1,19 @@
-"""The int8 vs int8 section of benchmark.py: energy arithmetic, counts, schema (untrained tiny models)."""
+"""The int8 vs int8 section of the benchmark (sln/bench/int8.py): energy arithmetic, counts, schema.
+
+The counts come from sln.intspec's integer model run with a counter; here a hand-made QModel
+whose winners are known fixes what they must be, and a quantised tiny model checks invariants.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from sln import benchmark as B
+from sln import intspec
 from sln import quant as Q
 from sln.baselines import ViT, ViTConfig
+from sln.bench import int8 as I8
+from sln.bench.schema import INT8_SCHEMA, validate
 from sln.energy import HOROWITZ_45NM, estimate_pj, get_profile
 from sln.model import create_model
 
@@ -29,37 +35,104 @@ def test_int8_known_count_equals_table() -> None:
     assert HOROWITZ_45NM.memory_level(4 * 758_284)[0] == "DRAM"
 
 
-def _tiny_sln(xtr: np.ndarray):
+# --- a hand-made integer model whose winners are known ---------------------------------------
+D, N, K, C, T, L = 4, 4, 3, 2, 2, 2
+H_FRAC, A_FRAC = 8, 8
+
+
+def _hand_layer(d_in: int) -> intspec.QLayer:
+    """All weights and biases 0, so a = 0 and the LayerNorm output is its shift beta: neurons 0
+    and 1 get c = 100 (Q8), neurons 2 and 3 c = 0. The state h = (1 - alpha) c is then > 0 for
+    neurons 0, 1 only; with k = 3 the winners are 0, 1, 2 (ties to the lowest index) and exactly
+    2 of them are nonzero at every step, whatever the pixels."""
+    z2 = np.zeros(2 * N, np.int64)
+    beta = np.array([100, 100, 0, 0], np.int64) << (intspec.NORM_FRAC + intspec.GAMMA_FRAC - H_FRAC)
+    return intspec.QLayer(
+        a_frac=A_FRAC, h_frac=H_FRAC, eps_q=1, w_in=np.zeros((d_in, 2 * N), np.int8), in_mult=z2 + (1 << 22),
+        in_shift=z2 + 23, w_rec=np.zeros((N, 2 * N), np.int8), rec_mult=z2 + (1 << 22), rec_shift=z2 + 23,
+        bias=z2.copy(), ln_gamma=np.full(N, 1 << intspec.GAMMA_FRAC, np.int64), ln_beta=beta,
+        boost=np.full(N, intspec.BOOST_MAX, np.int64), alpha_lut=intspec.alpha_lut(0.1))
+
+
+def _hand_model() -> intspec.QModel:
+    z = np.zeros(C, np.int64)
+    return intspec.QModel(input_size=D, n_classes=C, n_neurons=N, n_layers=L, k=K, n_steps=T,
+                          layers=[_hand_layer(D), _hand_layer(N)], w_out=np.ones((N, C), np.int8),
+                          out_mult=z + (1 << 22), out_shift=z + 23, out_bias=z.copy())
+
+
+def test_counts_of_a_hand_made_model_follow_from_pixels_and_winners() -> None:
+    qm = _hand_model()
+    px = np.zeros((3, T * D), np.uint8)
+    px[0, [0, 5]] = 7              # sample 0: one nonzero pixel in each step
+    px[1, [1, 2, 3, 6]] = 255      # sample 1: three in step 0, one in step 1
+    # sample 2: all pixels zero (no input event at all)
+    P = int((px != 0).sum())       # 6 nonzero pixels
+    B, NZ_WIN = len(px), 2         # every layer-step has exactly 2 nonzero winners per sample
+    run = I8.count_sln_int8(qm, px, np.zeros(B, np.int64), chunk=2)      # two chunks: 2 + 1 images
+    t = run.counts.terms
+    # input projection: one column of 2N int8 weights per event; layer 1's events are layer 0's outputs
+    assert t["input"]["events"] == P + (L - 1) * NZ_WIN * B * T == 18
+    assert t["input"]["mac"] == 18 * 2 * N
+    assert t["input"]["dense_mac"] == B * T * (D * 2 * N + N * 2 * N)
+    # recurrent: the previous step's nonzero winners (none at step 0)
+    assert t["recurrent"]["events"] == NZ_WIN * B * (T - 1) * L == 12
+    assert t["recurrent"]["mac"] == 12 * 2 * N
+    assert t["recurrent"]["dense_mac"] == B * T * L * N * 2 * N
+    # readout: each step's nonzero top-layer outputs are accumulated; at the end one int8 row of C
+    # weights per neuron that ever fired (neurons 0 and 1 of every sample)
+    assert t["readout"]["events"] == NZ_WIN * B * T
+    assert t["readout"]["mac"] == NZ_WIN * B * C
+    assert t["readout"]["dense_mac"] == B * N * C
+    assert run.counts.nz_out == NZ_WIN * B * T * L
+    assert run.active_sum / B == pytest.approx(NZ_WIN / N, abs=1e-15)
+    assert run.images == B
+    # the row: per-image means of the same counts, and the integer footprint of the hand model
+    row = I8.sln_int8_row("hand", "sln", 1, qm, run, get_profile(), "test", calib=0)
+    assert row["effective_macs"] == pytest.approx((18 + 12) * 2 * N / B + NZ_WIN * C)
+    assert row["dense_macs"] == pytest.approx(T * (D + N) * 2 * N + T * L * N * 2 * N + N * C)
+    assert row["active_fraction"] == pytest.approx(0.5)
+    assert row["int8_weights"] == (D + N) * 2 * N + L * N * 2 * N + N * C
+    # int32 parameters: per layer 5 x 2N (mults, shifts, bias) + 3 x N (gamma, beta, boost) + the gate
+    # table; the readout's mult, shift and bias per class
+    assert row["int32_params"] == L * (5 * 2 * N + 3 * N + intspec.LUT_SIZE + 1) + 3 * C
+    assert row["weight_footprint_bytes"] == row["int8_weights"] + 4 * row["int32_params"]
+
+
+def _tiny_sln() -> torch.nn.Module:
     torch.manual_seed(0)
-    m = create_model("sln-tiny", n_neurons=32, active_frac=0.125)
-    m.eval()
-    return m
+    return create_model("sln-tiny", n_neurons=32, active_frac=0.125).eval()
 
 
-def test_int8_counting_executor_matches_reference_and_hand_counts(mnist_slice) -> None:
-    xtr, _, xte, _ = mnist_slice
-    model = _tiny_sln(xtr)
-    qm = Q.quantize(model, xtr[:200])
-    px = xte[:20]
-    ref_l, ref_w = Q.reference_forward(qm, px)
-    logits, win, cnt, active = B.int8_sln_counted_forward(qm, px)
-    assert np.array_equal(logits, ref_l) and np.array_equal(win, ref_w)
-    N2 = 2 * qm.n_neurons
-    # input projection: one int8 column of 2N weights per nonzero pixel
-    assert cnt["input"]["mac"] == float((px != 0).sum()) * N2
-    assert cnt["input"]["dense_mac"] == 20 * qm.n_steps * qm.input_size * N2
-    assert 0 < active <= qm.k / qm.n_neurons
+def test_int8_counts_invariants_on_a_quantised_model(mnist_slice) -> None:
+    xtr, _, xte, yte = mnist_slice
+    qm = Q.quantize(_tiny_sln(), xtr[:200])
+    px = xte[:50]
+    run = I8.count_sln_int8(qm, px, yte[:50], chunk=20)
+    t = run.counts.terms
+    for term in intspec.COUNT_TERMS:           # effective <= dense, for every term
+        assert 0 <= t[term]["mac"] <= t[term]["dense_mac"]
+    # one layer: the input events are the nonzero pixels, the MACs one 2N column each
+    assert t["input"]["events"] == float((px != 0).sum())
+    assert t["input"]["mac"] == t["input"]["events"] * 2 * qm.n_neurons
+    # the readout accumulates every nonzero output of the (only) layer; at most k winners a step
+    assert t["readout"]["events"] == run.counts.nz_out <= 50 * qm.n_steps * qm.k
+    assert 0 < run.active_sum / 50 <= qm.k / qm.n_neurons
+    # the counted run is the integer model: its accuracy is the reference's
+    logits, _ = intspec.reference_forward(qm, px)
+    assert run.correct == int((logits.argmax(1) == yte[:50]).sum())
 
 
 def test_int8_section_rows_and_schema(mnist_slice) -> None:
     xtr, _, xte, yte = mnist_slice
     prof = get_profile()
-    sln_row = B.evaluate_sln_int8("tiny", "sln", _tiny_sln(xtr), xtr, xte[:40], yte[:40], prof, "test", calib=200,
-                                  chunk=20)
+    sln_row = I8.evaluate_sln_int8("tiny", "sln", _tiny_sln(), xtr, xte[:40], yte[:40], prof, "test", calib=200,
+                                   chunk=20)
     vit = ViT(ViTConfig(name="vit-t", dim=16, depth=1, heads=2))
-    vit_row = B.evaluate_vit_int8("vit-t", vit, xtr, xte[:40], yte[:40], prof, "test", calib=200)
-    sec = B.int8_section([sln_row, vit_row], "tiny")
-    assert B.validate(sec, B.INT8_SCHEMA) == []
+    vit_row = I8.evaluate_vit_int8("vit-t", vit, xtr, xte[:40], yte[:40], prof, "test", calib=200)
+    sec = I8.int8_section([sln_row, vit_row], "tiny")
+    assert validate(sec, INT8_SCHEMA) == []
+    assert [c["method"] for c in sec["comparisons"]] == ["smallest-matching", "interpolated"]
     # the energy column is the table applied to the row's own counts, at int8
     for r in (sln_row, vit_row):
         ops = {"macs": r["effective_macs"], "adds32": r["int32_ops"]["adds"], "muls32": r["int32_ops"]["muls"],
@@ -67,13 +140,25 @@ def test_int8_section_rows_and_schema(mnist_slice) -> None:
         e = estimate_pj(ops, r["weight_footprint_bytes"], r["act_footprint_bytes"], prof, precision="int8")
         assert r["energy_uJ"] == pytest.approx(e["total"] * 1e-6, rel=1e-9)
         assert r["precision"] == "int8" and r["accuracy_measured"]
+        assert r["effective_macs"] <= r["dense_macs"]
     # int8 footprint: 1 byte per int8 weight, 4 per other parameter
     n8 = sum(p.numel() for n, p in vit.named_parameters() if n.endswith("weight") and p.dim() == 2)
     assert vit_row["weight_footprint_bytes"] == n8 + 4 * (vit_row["params"] - n8)
     assert sln_row["int8_weights"] + sln_row["int32_params"] * 4 == sln_row["weight_footprint_bytes"]
-    # by-term breakdown sums to the total
+    # by-term breakdown sums to the total; the wide-multiply line only adds
     bt = sln_row["energy_breakdown_uJ"]["by_term"]
     assert sum(bt.values()) == pytest.approx(sln_row["energy_uJ"], rel=1e-9)
+    assert sln_row["energy_uJ_wide_multiplies"] >= sln_row["energy_uJ"]
     # the validator catches an fp32 row in the int8 section
     bad = dict(sec, models=[dict(sln_row, precision="fp32")])
-    assert any("precision" in e for e in B.validate(bad, B.INT8_SCHEMA))
+    assert any("precision" in e for e in validate(bad, INT8_SCHEMA))
+
+
+def test_k_beyond_the_int8_limits_is_skipped_not_fatal(mnist_slice) -> None:
+    xtr, _, xte, yte = mnist_slice
+    torch.manual_seed(0)
+    dense = create_model("sln-tiny", n_neurons=300, active_frac=1.0, boost_beta=0.0).eval()   # k = 300 > 255
+    sec = I8.run_int8_section([("sln-dense", "too-wide", dense, "test")], "too-wide", xtr[:100], xte[:10],
+                              yte[:10], get_profile(), calib=50, limit=None)
+    assert sec["models"] == [] and [s["name"] for s in sec["skipped"]] == ["too-wide"]
+    assert "k" in sec["skipped"][0]["reason"]

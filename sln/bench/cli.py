@@ -1,0 +1,93 @@
+"""`python benchmark.py` / `sln benchmark`: the argument parser and main(argv).
+
+`--compare-energy` runs the image benchmark (sln/bench/image.py: SLN vs ViT / CfC, fp32 and
+int8 vs int8); `--task lm` the character-LM benchmark (sln/bench/lm.py). Method and JSON
+schema: docs/ENERGY.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DESCRIPTION = "`python benchmark.py --compare-energy --model sln-base`: SLN vs transformers, counted honestly."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ..baselines import CFC_SIZES, VIT_SIZES
+    from ..config import list_models
+    from .lm import add_lm_arguments
+
+    p = argparse.ArgumentParser(prog="benchmark.py", description=DESCRIPTION,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", choices=["image", "lm"], default="image",
+                   help="image: MNIST/Fashion-MNIST energy comparison; lm: the character-LM benchmark "
+                        "(sln.bench.lm)")
+    p.add_argument("--compare-energy", action="store_true", help="run the SLN vs baselines comparison")
+    p.add_argument("--model", default="sln-base", help="headline SLN model: " + ", ".join(list_models()))
+    p.add_argument("--extra-models", default="sln-tiny,sln-small,sln-base",
+                   help="more SLN models, included when their checkpoint exists (never trained here)")
+    p.add_argument("--dense", default="sln-small-dense", help="dense SLN reference (k = N); '' to skip")
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist"])
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where SLN checkpoints are looked up "
+                   "(<runs-dir>/<dataset>-<model>/checkpoint.safetensors)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="where baselines/missing SLNs are trained and reused (default <runs-dir>/bench-cache)")
+    p.add_argument("--out", type=Path, default=None, help="folder of the PNG plots and default JSON "
+                   "(default bench/, or runs/bench-quick/ with --quick so a quick run never overwrites results)")
+    p.add_argument("--json", type=Path, default=None, help="write the results JSON here "
+                   "(default <out>/<dataset>.json)")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the results as Markdown here")
+    p.add_argument("--energy-profile", default=None, help="energy table: horowitz45 (default), "
+                   "horowitz45-dram-high, or a JSON file (docs/ENERGY.md)")
+    p.add_argument("--vit-sizes", default="vit-xs,vit-s", help="ViT sizes (vit-m adds ~17-37 min of training "
+                   "on 2 cores, beyond the 25-min budget): " + ", ".join(VIT_SIZES))
+    p.add_argument("--epochs", type=int, default=None, help="epochs for models trained here (default: the "
+                   "headline SLN checkpoint's epochs, else 10)")
+    p.add_argument("--train-threads", type=int, default=1, help="threads for training baselines (on a shared "
+                   "2-core machine 1 thread trained the ViT ~10x faster than 2)")
+    p.add_argument("--repeats", type=int, default=200, help="timed batch-1 runs per model")
+    p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs per model")
+    p.add_argument("--limit-train", type=int, default=None, help="train on the first N training images")
+    p.add_argument("--limit-test", type=int, default=None, help="evaluate on the first N test images")
+    p.add_argument("--engine", choices=["auto", "c"], default="auto",
+                   help="SLN engine backend (sln.engine.Engine): c, or auto")
+    p.add_argument("--cfc-sizes", default=",".join(CFC_SIZES), help="ncps CfC peers (when ncps is installed): "
+                   + ", ".join(CFC_SIZES))
+    p.add_argument("--no-cfc", action="store_true", help="skip ncps's CfC even when installed")
+    p.add_argument("--quick", action="store_true", help="small end-to-end run (tests): sln-tiny, 1 epoch, "
+                   "2000 train / 300 test images, vit-xs; numbers are not results")
+    p.add_argument("--no-int8", action="store_true", help="skip the int8 vs int8 section (SLN through "
+                   "sln.intspec's integer model, ViTs with int8 weights and activations)")
+    p.add_argument("--int8-calib", type=int, default=2000, help="training images calibrating the int8 models")
+    p.add_argument("--int8-limit-test", type=int, default=None, help="int8 accuracy/counts on the first N test "
+                   "images only (default: all the test images used)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_lm_arguments(p.add_argument_group("--task lm (with --json and --quick; sln.bench.lm.run_lm_benchmark)"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """-> exit status: 0 done, 2 bad usage or missing inputs."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.task == "lm":
+        from .lm import run_lm_benchmark
+        return int(run_lm_benchmark(args))
+    if not args.compare_energy:
+        print("nothing to do: add --compare-energy (e.g. python benchmark.py --compare-energy --model sln-base)",
+              file=sys.stderr)
+        return 2
+    import torch
+
+    from .image import run_image_benchmark
+
+    threads = torch.get_num_threads()
+    try:
+        return run_image_benchmark(args, argv)
+    finally:
+        torch.set_num_threads(threads)  # the benchmark times at 1 thread; leave the caller's setting
+
+
+if __name__ == "__main__":
+    sys.exit(main())
