@@ -520,7 +520,7 @@ static void layer_step_f(const sln_model *m, uint32_t l, const st_view *w, const
 
   /* input projection: bias, then one weight row per nonzero input */
   memcpy(a, L->t[SLN_T_BIAS], sizeof(float) * (size_t)N2);
-  CNT(ci, SLN_C_WEIGHT_BYTES, (uint64_t)N2 * 4u);
+  CNT(ci, SLN_C_PARAM_BYTES, (uint64_t)N2 * 4u); /* bias: a parameter vector */
   CNT(ci, SLN_C_DENSE_MAC, (uint64_t)D * N2);
   if (in->idx == NULL) {
     const float *x = (const float *)in->val;
@@ -559,7 +559,7 @@ static void layer_step_f(const sln_model *m, uint32_t l, const st_view *w, const
     CNT(ce, SLN_C_ADD, (uint64_t)N + 2u * (uint64_t)N + 1u); /* sum; sub+add; +eps */
     CNT(ce, SLN_C_MUL, (uint64_t)N + 2u);                     /* squares; two /N */
     CNT(ce, SLN_C_NONLIN, 1u);                                /* 1/sqrt */
-    CNT(ce, SLN_C_WEIGHT_BYTES, (uint64_t)N * 8u);            /* ln_w, ln_b */
+    CNT(ce, SLN_C_PARAM_BYTES, (uint64_t)N * 8u);             /* ln_w, ln_b */
     CNT(ce, SLN_C_ACT_BYTES_READ, (uint64_t)N * 4u);          /* h read */
     CNT(ce, SLN_C_ACT_BYTES_WRITTEN, (uint64_t)N * 4u);       /* h written */
     /* candidate, decay rate, liquid update */
@@ -601,7 +601,7 @@ static void layer_step_f(const sln_model *m, uint32_t l, const st_view *w, const
     if (prm[2] != 0.0f) { /* has_boost */
       for (i = 0; i < N; ++i) score[i] = h[i] * boost[i];
       CNT(ce, SLN_C_MUL, N);
-      CNT(ce, SLN_C_WEIGHT_BYTES, (uint64_t)N * 4u);
+      CNT(ce, SLN_C_PARAM_BYTES, (uint64_t)N * 4u); /* boost */
       sc = score;
     }
     topk_f(sc, N, k, widx, ts, ce);
@@ -722,7 +722,8 @@ static void readout_mean(const sln_model *m, const void *acc, uint8_t *fired, in
     CNT(cro, SLN_C_MUL, (uint64_t)nf + 1u); /* acc/T, and 1/T */
     CNT(cro, SLN_C_NONLIN, 1u);
     CNT(cro, SLN_C_ADD, C); /* bias */
-    CNT(cro, SLN_C_WEIGHT_BYTES, (uint64_t)nf * C * 4u + (uint64_t)C * 4u);
+    CNT(cro, SLN_C_WEIGHT_BYTES, (uint64_t)nf * C * 4u); /* rows of the neurons that fired */
+    CNT(cro, SLN_C_PARAM_BYTES, (uint64_t)C * 4u);       /* readout bias */
     CNT(cro, SLN_C_ACT_BYTES_READ, (uint64_t)N + (uint64_t)nf * 4u); /* fired flags, acc values */
     CNT(cro, SLN_C_ACT_BYTES_WRITTEN, (uint64_t)C * 4u);
     CNT(cro, SLN_C_DENSE_MAC, (uint64_t)N * C);

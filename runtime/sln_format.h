@@ -98,13 +98,14 @@
 #define SLN_C_MUL 3u /* elementwise multiplies */
 #define SLN_C_NONLIN 4u /* exp, log1p, sqrt/div */
 #define SLN_C_CMP 5u /* comparisons (ReLU, softplus threshold, top-k) */
-#define SLN_C_WEIGHT_BYTES 6u /* bytes of weights read */
+#define SLN_C_WEIGHT_BYTES 6u /* bytes of weight matrix rows read (W_in, W_rec, W_out) */
 #define SLN_C_ACT_BYTES_READ 7u /* bytes of activations/state read */
 #define SLN_C_ACT_BYTES_WRITTEN 8u /* bytes of activations/state written */
 #define SLN_C_EVENTS 9u /* nonzero inputs consumed (input/recurrent terms) */
 #define SLN_C_DENSE_MAC 10u /* MACs a dense execution would need */
 #define SLN_C_NZ_OUT 11u /* nonzero outputs produced (winners with h != 0) */
-#define SLN_NCOUNT 12u
+#define SLN_C_PARAM_BYTES 12u /* bytes of per-neuron parameter vectors read (bias, LayerNorm gain/shift, boost, readout bias) */
+#define SLN_NCOUNT 13u
 
 /* error codes returned by every sln_ function */
 typedef enum sln_status {

@@ -26,7 +26,13 @@ Counting (NeuroBench conventions, Yik et al., "NeuroBench", arXiv:2304.04640):
   activation sparsity  share of zero neuron outputs over all neurons, layers and steps
 plus elementwise adds/muls, nonlinear ops (exp, log1p, 1/sqrt), compares, and bytes of
 weights and of activations/state read and written. Every count is incremented where the
-operation executes (per term: input projection, recurrent, elementwise, readout).
+operation executes (per term: input projection, recurrent, elementwise, readout). Weight bytes
+come in two counters: `weight_bytes` (rows of the weight matrices W_in, W_rec, W_out) and
+`param_bytes` (the per-neuron vectors re-read every step: bias, LayerNorm gain and shift,
+boost, readout bias), so that each can be priced at the memory level of its own size.
+
+Input rows are read once per input event: the same input index in two steps reads its W_in row
+twice (the steps are sequential; docs/ENERGY.md "Input-row reuse" has the measurement).
 """
 from __future__ import annotations
 
@@ -124,7 +130,11 @@ class Counts:
             "elementwise_muls": tot["mul"],
             "nonlinear_ops": tot["nonlin"],
             "compares": tot["cmp"],
-            "weight_bytes_read": tot["weight_bytes"],
+            # all parameter bytes read (meaning unchanged since v1), split into the weight-matrix
+            # rows (`weight_bytes` counter) and the per-neuron vectors (`param_bytes` counter)
+            "weight_bytes_read": tot["weight_bytes"] + tot["param_bytes"],
+            "matrix_bytes_read": tot["weight_bytes"],
+            "param_bytes_read": tot["param_bytes"],
             "act_bytes_read": tot["act_bytes_read"],
             "act_bytes_written": tot["act_bytes_written"],
             "input_events": float(self.rows[0, _I["events"]]) / d,

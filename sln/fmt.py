@@ -140,13 +140,15 @@ CONSTANTS: dict[str, int] = {
 # these columns per term (3l+0 input, 3l+1 recurrent, 3l+2 elementwise of layer l; last row readout).
 COUNTER_NAMES: tuple[str, ...] = (
     "mac", "ac", "add", "mul", "nonlin", "cmp", "weight_bytes", "act_bytes_read", "act_bytes_written",
-    "events", "dense_mac", "nz_out")
+    "events", "dense_mac", "nz_out", "param_bytes")
 COUNTER_DOCS = ("multiply-accumulates executed", "accumulates (binary events: multiply by 1 skipped)",
                 "elementwise adds/subtracts", "elementwise multiplies", "exp, log1p, sqrt/div",
-                "comparisons (ReLU, softplus threshold, top-k)", "bytes of weights read",
+                "comparisons (ReLU, softplus threshold, top-k)",
+                "bytes of weight matrix rows read (W_in, W_rec, W_out)",
                 "bytes of activations/state read", "bytes of activations/state written",
                 "nonzero inputs consumed (input/recurrent terms)", "MACs a dense execution would need",
-                "nonzero outputs produced (winners with h != 0)")
+                "nonzero outputs produced (winners with h != 0)",
+                "bytes of per-neuron parameter vectors read (bias, LayerNorm gain/shift, boost, readout bias)")
 
 
 def expected_count(expr: str, d_in: int, n_neurons: int, n_classes: int) -> int:

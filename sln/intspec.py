@@ -179,7 +179,7 @@ def topk_stable(score: np.ndarray, k: int) -> np.ndarray:
 
 # --- operation counting (the benchmark's int8 accounting) ------------------------------------
 COUNT_TERMS = ("input", "recurrent", "elementwise", "readout")
-COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "act_bytes", "events", "dense_mac")
+COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "param_bytes", "act_bytes", "events", "dense_mac")
 ISQRT_ITERS = 16   # isqrt of a 32-bit value: 16 iterations of (2 adds + 1 compare)
 
 
@@ -194,7 +194,9 @@ class IntCounts:
     muls / compares listed in `q_step` (a shift, mask or clamp bound counts as an add /
     compare; a division as 1 mul + 1 add; isqrt as ISQRT_ITERS x (2 adds + 1 compare));
     int32 parameters (mults, shifts, bias, gamma, beta, boost, gate table entries) as 4 bytes
-    per read. `nz_out` counts nonzero neuron outputs (for the active fraction).
+    per read. Bytes of the int8 weight matrices (W_in, W_rec, W_out columns/rows) go to
+    `weight_bytes`, bytes of the int32 parameter vectors to `param_bytes` (priced at the memory
+    level of their own size). `nz_out` counts nonzero neuron outputs (for the active fraction).
     """
     terms: dict[str, dict[str, float]] = field(
         default_factory=lambda: {t: dict.fromkeys(COUNTERS, 0.0) for t in COUNT_TERMS})
@@ -262,7 +264,8 @@ def _count_layer(cnt: IntCounts, li: int, inp: np.ndarray, y_prev: np.ndarray, y
     ci["events"] += ev
     ci["mac"] += ev * N2
     ci["dense_mac"] += B * inp.shape[1] * N2
-    ci["weight_bytes"] += ev * N2 + B * N2 * 8              # columns + in_mult/in_shift
+    ci["weight_bytes"] += ev * N2                           # int8 columns
+    ci["param_bytes"] += B * N2 * 8                         # in_mult/in_shift
     ci["act_bytes"] += B * inp.shape[1] if li == 0 else ev * 4   # pixel scan / (idx, val) events
     ci["muls32"] += B * N2
     ci["adds32"] += B * N2 * 2                              # requant: round + shift
@@ -273,32 +276,33 @@ def _count_layer(cnt: IntCounts, li: int, inp: np.ndarray, y_prev: np.ndarray, y
     cr["events"] += m
     cr["mac"] += m * N2
     cr["dense_mac"] += B * N * N2
-    cr["weight_bytes"] += m * N2 + busy * N2 * 8
+    cr["weight_bytes"] += m * N2
+    cr["param_bytes"] += busy * N2 * 8                      # rec_mult/rec_shift
     cr["act_bytes"] += m * 4
     cr["muls32"] += busy * N2
     cr["adds32"] += busy * N2 * 2
     # pre-activation: + rec, + bias, saturation; a written and read (int32)
     ce["adds32"] += B * N2 * 2
     ce["cmps32"] += B * N2 * 2
-    ce["weight_bytes"] += B * N2 * 4
+    ce["param_bytes"] += B * N2 * 4                         # bias
     ce["act_bytes"] += B * N2 * 4 * 2
     # integer LayerNorm
     ce["adds32"] += B * (N + 2 + N + N + 1 + 1 + 2 * ISQRT_ITERS + 1 + 2 * N + 3 * N)
     ce["muls32"] += B * (1 + N + 1 + 1 + N + N)
     ce["cmps32"] += B * (1 + ISQRT_ITERS + 2 * N)
-    ce["weight_bytes"] += B * N * 8                         # gamma, beta
+    ce["param_bytes"] += B * N * 8                          # gamma, beta
     # gate: clamp, offset, index/fraction, two table reads, interpolation
     ce["cmps32"] += B * N * 2
     ce["adds32"] += B * N * (1 + 2 + 1 + 1 + 1)
     ce["muls32"] += B * N
-    ce["weight_bytes"] += B * N * 2 * 4
+    ce["param_bytes"] += B * N * 2 * 4                      # two gate-table entries
     # state update h = (alpha h + (1 - alpha) c + half) >> 15  (int16 state)
     ce["muls32"] += B * N * 2
     ce["adds32"] += B * N * 4
     ce["act_bytes"] += B * N * 2 * 2                        # h read, written (int16)
     # k-WTA on boost * h (compares: N + k log2 k + k, the engine's convention)
     ce["muls32"] += B * N
-    ce["weight_bytes"] += B * N * 4                         # boost
+    ce["param_bytes"] += B * N * 4                          # boost
     ce["cmps32"] += B * (N + int(k * math.ceil(math.log2(max(k, 2)))) + k)
     nzl = float((y != 0).sum())
     cnt.nz_out += nzl
@@ -315,7 +319,8 @@ def readout(qm: QModel, acc: np.ndarray, counter: IntCounts | None = None) -> np
         nf = float((acc != 0).sum())
         ro["mac"] += nf * C
         ro["dense_mac"] += B * qm.n_neurons * C
-        ro["weight_bytes"] += nf * C + B * C * 12           # int8 rows; out_mult, out_shift, out_bias
+        ro["weight_bytes"] += nf * C                        # int8 rows of the neurons that fired
+        ro["param_bytes"] += B * C * 12                     # out_mult, out_shift, out_bias
         ro["muls32"] += B * C
         ro["adds32"] += B * C * 3                           # requant round + shift, + bias
         ro["act_bytes"] += nf * 4 + B * C * 4

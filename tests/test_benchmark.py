@@ -40,13 +40,20 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     assert sln["torch_agreement"]["same_prediction"] == 1.0
     ops = {"macs": sln["effective_macs"], "acs": sln["effective_acs"], "adds": sln["elementwise"]["adds"],
            "muls": sln["elementwise"]["muls"], "cmps": sln["elementwise"]["cmps"],
-           "nonlin": sln["elementwise"]["nonlin"], "weight_bytes": sln["weight_bytes_read"],
-           "act_bytes": sln["act_bytes"]}
-    e = estimate_pj(ops, sln["weight_footprint_bytes"], sln["act_footprint_bytes"], get_profile())
+           "nonlin": sln["elementwise"]["nonlin"], "weight_bytes": sln["matrix_bytes_read"],
+           "param_bytes": sln["param_bytes_read"], "act_bytes": sln["act_bytes"]}
+    assert sln["weight_bytes_read"] == sln["matrix_bytes_read"] + sln["param_bytes_read"]
+    e = estimate_pj(ops, sln["matrix_footprint_bytes"], sln["act_footprint_bytes"], get_profile(),
+                    param_footprint_bytes=sln["param_footprint_bytes"])
     assert sln["energy_uJ"] == pytest.approx(e["total"] * 1e-6, rel=1e-9)
     assert sum(sln["energy_breakdown_uJ"]["by_term"].values()) == pytest.approx(sln["energy_uJ"], rel=1e-9)
     # --quick: sln-tiny at N = 64, one layer, D = 196, C = 10: every fp32 weight the engine may read
     assert sln["weight_footprint_bytes"] == 4 * (196 * 128 + 64 * 128 + 128 + 3 * 64 + 64 * 10 + 10)
+    assert sln["matrix_footprint_bytes"] == 4 * (196 * 128 + 64 * 128 + 64 * 10)
+    assert sln["param_footprint_bytes"] == 4 * (128 + 3 * 64 + 10)
+    # the bias, LayerNorm gain/shift and boost re-read at each of the 4 steps, the readout bias once
+    assert sln["param_bytes_read"] == 4 * (4 * (128 + 3 * 64) + 10)
+    assert 0 < sln["input_rows_distinct_per_inference"] <= sln["input_events_per_inference"]
     for stem in ("energy", "latency", "int8_energy"):
         assert (tmp_path / "out" / f"mnist_{stem}.png").stat().st_size > 1000
     # the int8 vs int8 section: its own rows (never in the fp32 models), valid against its schema
@@ -177,7 +184,9 @@ def test_vit_counts_equal_hand_computed() -> None:
     assert c.macs == 16 * 49 * d + 4 * block + d * 10 == 2_427_008
     # NeuroBench effective MACs: the patch embedding skips the zero pixels
     assert c.effective_macs == c.macs - (16 * 49 - 56) * d
-    assert c.weight_bytes == 4 * 139_018        # every parameter read once per inference
+    assert c.weight_bytes + c.param_bytes == 4 * 139_018        # every parameter read once per inference
+    # vectors: embed bias, class token, per block 2 LayerNorms (2 x 2d) + the 4 Linear biases, final LN, head bias
+    assert c.param_bytes == 4 * (d + d + 4 * (4 * d + 3 * d + d + mlp + d) + 2 * d + 10) == 4 * 3082
     # softmax: 4 layers x H x T rows of T -> T exps + 1 reciprocal per row; GELU: T x mlp per layer;
     # LayerNorm: 1 per token per LN (2 per block) + 1 final (class token only)
     assert c.nonlin == 4 * (H * T * (T + 1) + T * mlp + 2 * T) + 1
@@ -195,4 +204,31 @@ def test_cfc_counts_equal_hand_computed() -> None:
     per_step = (D + U) * BU + 4 * BU * U          # backbone on [x, h], then ff1, ff2, time_a, time_b
     assert c.macs == steps * per_step + U * 10
     # weights re-read at every step (as in the SLN count), the head once
-    assert c.weight_bytes == 4 * (steps * ((D + U) * BU + BU + 4 * (BU * U + U)) + U * 10 + 10)
+    assert c.weight_bytes + c.param_bytes == 4 * (steps * ((D + U) * BU + BU + 4 * (BU * U + U)) + U * 10 + 10)
+    assert c.param_bytes == 4 * (steps * (BU + 4 * U) + 10)       # the biases
+
+
+def test_sensitivity_recomputes_the_published_headline_and_derives_the_split() -> None:
+    """sln.bench.sensitivity on the checked-in bench/mnist.json: the 'published' variant re-prices the
+    published counts as published and must give back the JSON's own headline ratios; the derived
+    matrix / vector split of the SLN rows equals the hand-computed one (sln-base: N = 1024, 4 steps)."""
+    from sln.bench import sensitivity as S
+
+    doc = json.loads((BENCH / "mnist.json").read_text())
+    row = next(r for r in doc["models"] if r["name"] == "sln-base")
+    N, C = 1024, 10
+    assert S.sln_fp32_split(row) == (4 * 4 * (2 * N + 2 * N + N) + 4 * C, row["weight_footprint_bytes"]
+                                     - 4 * (5 * N + C), 4 * (5 * N + C))
+    r8 = next(r for r in doc["int8"]["models"] if r["name"] == "sln-base")
+    vec8 = 4 * (16 * N + 8 * N + 8 * N + 8 * N + 4 * N) + 3 * 16 * N + 12 * C
+    assert S.sln_int8_split(r8, 4) == (vec8, 2_508_800, 4 * 13_599)
+    assert all(line.endswith(": ok") for line in S.derivation_check(doc))
+    res = S.sensitivity(doc, S.VARIANTS[:3])
+    pub = res["variants"][0]
+    assert pub["fp32"]["energy_ratio"] == pytest.approx(doc["headline"]["energy_ratio"], rel=1e-9)
+    assert pub["int8"]["energy_ratio"] == pytest.approx(doc["int8"]["headline"]["energy_ratio"], rel=1e-9)
+    # the split moves the vectors out of DRAM: the SLN's own energy can only fall under the step model
+    fixed = res["variants"][1]
+    assert fixed["fp32"]["sln_uJ"] < pub["fp32"]["sln_uJ"] and fixed["int8"]["sln_uJ"] < pub["int8"]["sln_uJ"]
+    md = S.markdown_table(res)
+    assert md.count("\n| `") == 3 and "sln-base" in md

@@ -14,14 +14,15 @@ from sln import quant as Q
 from sln.baselines import ViT, ViTConfig
 from sln.bench import int8 as I8
 from sln.bench.schema import INT8_SCHEMA, validate
-from sln.energy import HOROWITZ_45NM, estimate_pj, get_profile
+from sln.energy import HOROWITZ_45NM, HOROWITZ_45NM_STEPS, estimate_pj, get_profile
 from sln.model import create_model
 
 
 def test_int8_known_count_equals_table() -> None:
     # Horowitz 45 nm: int8 mul 0.2, int32 add 0.1, int32 mul 3.1 pJ; SRAM 32 KB 20 pJ, 8 KB 10 pJ per 64 bits
     ops = {"macs": 1000, "adds32": 300, "muls32": 40, "cmps32": 50, "weight_bytes": 800, "act_bytes": 160}
-    e = estimate_pj(ops, weight_footprint_bytes=20 * 1024, act_footprint_bytes=4096, precision="int8")
+    e = estimate_pj(ops, weight_footprint_bytes=20 * 1024, act_footprint_bytes=4096, precision="int8",
+                    profile=HOROWITZ_45NM_STEPS)
     assert e["mac"] == pytest.approx(1000 * (0.2 + 0.1), rel=1e-12)          # int8 multiply + int32 add
     assert e["int32_ops"] == pytest.approx(300 * 0.1 + 40 * 3.1 + 50 * 0.1, rel=1e-12)
     assert e["weight_mem"] == pytest.approx(800 / 8 * 20.0, rel=1e-12)
@@ -30,9 +31,13 @@ def test_int8_known_count_equals_table() -> None:
     assert (e["weight_level"], e["act_level"]) == ("SRAM 32 KB", "SRAM 8 KB")
     # int32 ops are priced at the int32 rows whatever the precision argument
     assert estimate_pj({"muls32": 1}, 1, 1, precision="fp32")["int32_ops"] == pytest.approx(HOROWITZ_45NM.int32_mul)
-    # an int8 model of 0.75 MB sits in the 1 MB SRAM level, its fp32 twin (3 MB) in DRAM
-    assert HOROWITZ_45NM.memory_level(758_284) == ("SRAM 1 MB", 100.0)
-    assert HOROWITZ_45NM.memory_level(4 * 758_284)[0] == "DRAM"
+    # step model: an int8 model of 0.75 MB sits in the 1 MB SRAM level, its fp32 twin (3 MB) in DRAM
+    assert HOROWITZ_45NM_STEPS.memory_level(758_284) == ("SRAM 1 MB", 100.0)
+    assert HOROWITZ_45NM_STEPS.memory_level(4 * 758_284)[0] == "DRAM"
+    # continuous model: on the fitted curve, and 3 MB keeps a third of its accesses on chip
+    assert HOROWITZ_45NM.memory_level(758_284)[1] == pytest.approx(20000 ** (1 / 3) * (758_284 / 65536) ** 0.472604,
+                                                                   rel=1e-5)
+    assert HOROWITZ_45NM.memory_level(3 * 2 ** 20)[1] == pytest.approx(100.635 / 3 + 1300 * 2 / 3, abs=1e-3)
 
 
 # --- a hand-made integer model whose winners are known ---------------------------------------
@@ -87,6 +92,15 @@ def test_counts_of_a_hand_made_model_follow_from_pixels_and_winners() -> None:
     assert run.counts.nz_out == NZ_WIN * B * T * L
     assert run.active_sum / B == pytest.approx(NZ_WIN / N, abs=1e-15)
     assert run.images == B
+    # weight-matrix bytes (int8, 1 byte each) and int32 parameter vectors are counted apart
+    assert t["input"]["weight_bytes"] == 18 * 2 * N                      # the columns of the events
+    assert t["input"]["param_bytes"] == B * T * L * 2 * N * 8            # in_mult, in_shift every step
+    assert t["recurrent"]["weight_bytes"] == 12 * 2 * N
+    assert t["recurrent"]["param_bytes"] == B * (T - 1) * L * 2 * N * 8  # only where a winner fed back
+    assert t["elementwise"]["weight_bytes"] == 0
+    # bias 2N x 4, gamma/beta N x 8, two gate-table entries N x 8, boost N x 4
+    assert t["elementwise"]["param_bytes"] == B * T * L * (2 * N * 4 + N * 8 + N * 8 + N * 4) == 1344
+    assert t["readout"]["weight_bytes"] == NZ_WIN * B * C and t["readout"]["param_bytes"] == B * C * 12
     # the row: per-image means of the same counts, and the integer footprint of the hand model
     row = I8.sln_int8_row("hand", "sln", 1, qm, run, get_profile(), "test", calib=0)
     assert row["effective_macs"] == pytest.approx((18 + 12) * 2 * N / B + NZ_WIN * C)
@@ -136,14 +150,20 @@ def test_int8_section_rows_and_schema(mnist_slice) -> None:
     # the energy column is the table applied to the row's own counts, at int8
     for r in (sln_row, vit_row):
         ops = {"macs": r["effective_macs"], "adds32": r["int32_ops"]["adds"], "muls32": r["int32_ops"]["muls"],
-               "cmps32": r["int32_ops"]["cmps"], "weight_bytes": r["weight_bytes_read"], "act_bytes": r["act_bytes"]}
-        e = estimate_pj(ops, r["weight_footprint_bytes"], r["act_footprint_bytes"], prof, precision="int8")
+               "cmps32": r["int32_ops"]["cmps"], "weight_bytes": r["matrix_bytes_read"],
+               "param_bytes": r["param_bytes_read"], "act_bytes": r["act_bytes"]}
+        assert r["weight_bytes_read"] == pytest.approx(r["matrix_bytes_read"] + r["param_bytes_read"])
+        e = estimate_pj(ops, r["matrix_footprint_bytes"], r["act_footprint_bytes"], prof, precision="int8",
+                        param_footprint_bytes=r["param_footprint_bytes"])
         assert r["energy_uJ"] == pytest.approx(e["total"] * 1e-6, rel=1e-9)
         assert r["precision"] == "int8" and r["accuracy_measured"]
         assert r["effective_macs"] <= r["dense_macs"]
-    # int8 footprint: 1 byte per int8 weight, 4 per other parameter
+    # int8 footprint: 1 byte per int8 weight, 4 per other parameter, plus the requantisation multiplier
+    # and shift (4 + 4 bytes) of every Linear output channel and of each attention matmul
     n8 = sum(p.numel() for n, p in vit.named_parameters() if n.endswith("weight") and p.dim() == 2)
-    assert vit_row["weight_footprint_bytes"] == n8 + 4 * (vit_row["params"] - n8)
+    chans = sum(m.out_features for m in vit.modules() if isinstance(m, torch.nn.Linear))
+    assert vit_row["weight_footprint_bytes"] == n8 + 4 * (vit_row["params"] - n8) + 8 * chans + 8 * 2
+    assert vit_row["matrix_footprint_bytes"] == n8 + 4 * 17 * 16          # + the position embedding
     assert sln_row["int8_weights"] + sln_row["int32_params"] * 4 == sln_row["weight_footprint_bytes"]
     # by-term breakdown sums to the total; the wide-multiply line only adds
     bt = sln_row["energy_breakdown_uJ"]["by_term"]
@@ -162,3 +182,27 @@ def test_k_beyond_the_int8_limits_is_skipped_not_fatal(mnist_slice) -> None:
                               yte[:10], get_profile(), calib=50, limit=None)
     assert sec["models"] == [] and [s["name"] for s in sec["skipped"]] == ["too-wide"]
     assert "k" in sec["skipped"][0]["reason"]
+
+
+def test_vit_int8_counts_equal_hand_computed() -> None:
+    """ViTInt8Counter on a 1-block ViT (d=16, 2 heads, MLP 32, 17 tokens): requantisation of every
+    matmul output, the per-channel scales, int8 matmul I/O and int32 LayerNorm/softmax/GELU/adds."""
+    vit = ViT(ViTConfig(name="vit-t", dim=16, depth=1, heads=2)).eval()
+    c = I8.count_vit_int8(vit, torch.zeros(28, 28, dtype=torch.uint8))
+    T, d, H, dh, mlp, P, C = 17, 16, 2, 8, 32, 16, 10
+    lin_out = P * d + T * 3 * d + T * d + T * mlp + T * d + C        # embed, qkv, proj, fc1, fc2, head
+    mm_out = H * T * T + H * T * dh                                  # scores, values
+    assert c.requant_outputs == lin_out + mm_out == 3020
+    assert c.scale_bytes == 8 * (d + 3 * d + d + mlp + d + C) + 8 * 2 == 1120
+    lin_in = P * 49 + T * d + T * d + T * d + T * mlp + d            # the head reads the class token only
+    mm_in = 2 * H * T * dh + (H * T * T + H * T * dh)
+    int8_io = lin_in + lin_out + mm_in + mm_out + 2 * T * d          # + the q scale, 1 byte in and out
+    int32_io = 4 * (2 * (2 * T * d) + 2 * d                          # ln1, ln2 (17 tokens), final LN (class token)
+                    + 2 * H * T * T + 2 * T * mlp                    # softmax, GELU
+                    + 3 * (3 * T * d))                               # + position, two residual adds
+    assert c.act8_read + c.act8_written == int8_io + int32_io
+    ops, fp = I8.vit_int8_ops(vit, c, c.effective_macs, get_profile())
+    assert ops["muls32"] == c.muls + 5 * c.nonlin + 3020 and ops["adds32"] == c.adds + 5 * c.nonlin + 2 * 3020
+    assert ops["param_bytes"] == c.param_bytes + 1120 and fp["param_bytes"] == ops["param_bytes"]
+    n8 = sum(m.weight.numel() for m in vit.modules() if isinstance(m, torch.nn.Linear))
+    assert ops["weight_bytes"] == n8 + 4 * T * d == fp["matrix_bytes"]      # each weight read once

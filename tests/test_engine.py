@@ -50,7 +50,8 @@ N, N2, D, C, K, T = 4, 8, 3, 2, 2, 2
 def _hand_expected(backend: str) -> dict[str, dict[str, int]]:
     """Counts per term for the two steps, computed by hand from the counting rules of runtime/sln.c."""
     inp = {"mac": N2, "ac": N2,                          # 0.5 -> 8 MACs; 1.0 -> 8 ACs
-           "weight_bytes": T * N2 * 4 + 2 * N2 * 4,      # bias each step + 2 rows
+           "weight_bytes": 2 * N2 * 4,                   # 2 rows of W_in
+           "param_bytes": T * N2 * 4,                     # the bias vector, re-read each step
            "act_bytes_read": T * D * 4,                   # scan of the input vector
            "events": 2, "dense_mac": T * D * N2}
     rec = {"mac": 2 * N2,                                 # step 2: winners {0, 1} of step 1
@@ -60,10 +61,10 @@ def _hand_expected(backend: str) -> dict[str, dict[str, int]]:
     # softplus threshold 2N
     cmp_step = 2 * N + 3 + K
     elt = {"add": T * (3 * N + 1 + 5 * N), "mul": T * (N + 2 + 5 * N + N), "nonlin": T * (1 + N + 2 * N),
-           "cmp": T * cmp_step, "weight_bytes": T * (N * 8 + N * 4),
+           "cmp": T * cmp_step, "param_bytes": T * (N * 8 + N * 4),   # LayerNorm gain/shift, boost
            "act_bytes_read": T * (N2 * 4 + N * 4), "act_bytes_written": T * (N2 * 4 + N * 4 + 2 * 8),
            "nz_out": T * 2}
-    ro = {"add": 2 * T + C, "mac": 2 * C, "mul": 2 + 1, "nonlin": 1, "weight_bytes": 2 * C * 4 + C * 4,
+    ro = {"add": 2 * T + C, "mac": 2 * C, "mul": 2 + 1, "nonlin": 1, "weight_bytes": 2 * C * 4, "param_bytes": C * 4,
           "act_bytes_read": 2 * T * 12 + N + 2 * 4, "act_bytes_written": 2 * T * 4 + C * 4, "events": 2 * T,
           "dense_mac": N * C, "nz_out": 2}
     return {"L0.input": inp, "L0.recurrent": rec, "L0.elementwise": elt, "readout": ro}
@@ -83,6 +84,10 @@ def test_counts_equal_hand_computed(backend: str) -> None:
     assert s["effective_acs"] == N2
     assert s["dense_macs"] == T * (D + N) * N2 + N * C
     assert s["activation_sparsity"] == pytest.approx(0.5)   # 2 of 4 neurons nonzero per step
+    # weight-matrix rows and parameter vectors are counted apart; the v1 total is their sum
+    assert s["matrix_bytes_read"] == 4 * (2 * N2 + 2 * N2 + 2 * C)
+    assert s["param_bytes_read"] == 4 * (T * N2 + T * 3 * N + C)
+    assert s["weight_bytes_read"] == s["matrix_bytes_read"] + s["param_bytes_read"]
     # and the output is the model's
     ref, wins = reference_forward(m, torch.from_numpy(HAND_X))
     np.testing.assert_allclose(res.logits, ref, atol=1e-6)

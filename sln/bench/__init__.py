@@ -7,6 +7,7 @@
     int8.py     its int8 vs int8 section: SLN through sln.intspec (counted), ViT int8 simulated
     report.py   console tables, Markdown and plots, one path for both precisions
     lm.py       the character-LM benchmark (--task lm)
+    sensitivity.py  a benchmark JSON's headline re-priced under each memory model, without retraining
     cli.py      the argument parser and main(argv)
 
 Nothing is imported here, so `sln train` never loads the benchmark's plotting stack. Imports

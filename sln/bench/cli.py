@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the results JSON here "
                    "(default <out>/<dataset>.json)")
     p.add_argument("--markdown", type=Path, default=None, help="also write the results as Markdown here")
-    p.add_argument("--energy-profile", default=None, help="energy table: horowitz45 (default), "
-                   "horowitz45-dram-high, or a JSON file (docs/ENERGY.md)")
+    p.add_argument("--energy-profile", default=None, help="energy table and memory model: horowitz45 (default: "
+                   "SRAM energy continuous in size, 1 MB on chip), horowitz45-steps (the step model of the "
+                   "2026-11-28 results), horowitz45-dram-high, horowitz45-onchip-8mb, horowitz45-slope-x2, "
+                   "horowitz45-slope-x0.5, or a JSON file (docs/ENERGY.md)")
     p.add_argument("--vit-sizes", default="vit-xs,vit-s", help="ViT sizes (vit-m adds ~17-37 min of training "
                    "on 2 cores, beyond the 25-min budget): " + ", ".join(VIT_SIZES))
     p.add_argument("--epochs", type=int, default=None, help="epochs for models trained here (default: the "

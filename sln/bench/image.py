@@ -23,7 +23,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..baselines import CFC_SIZES, VIT_SIZES, count_cfc, count_vit, ncps_available, train_cfc, train_vit
+from ..baselines import (
+    CFC_SIZES,
+    VIT_SIZES,
+    count_cfc,
+    count_vit,
+    ncps_available,
+    train_cfc,
+    train_vit,
+    vector_param_count,
+)
 from ..checkpoint import load_checkpoint
 from ..config import get_config
 from ..data import load_split
@@ -46,22 +55,37 @@ from .report import markdown_report, print_section, write_plots
 from .schema import SCHEMA_ID
 
 Timers = dict[str, Callable[[int], Any]]   # row key ("latency_ms", ...) -> batch-1 call on test image i
-ENERGY_HOW = "estimated: counted ops x per-op energy + bytes/8 x per-64-bit access energy (sln/energy.py)"
+ENERGY_HOW = ("estimated: counted ops x per-op energy + bytes/8 x per-64-bit access energy (sln/energy.py); "
+              "weight matrices, parameter vectors and activations each priced by their own size")
 LATENCY_PROTOCOL = "(interleaved with the other models in blocks of 10 after 2 untimed calls)"
 
 
 # --------------------------------------------------------------------------- SLN (fp32, event engine)
-def sln_weight_footprint(model: SLN) -> int:
-    """fp32 bytes of every weight the event engine may read: per layer W_in (D_l x 2N), W_rec
-    (N x 2N), the summed bias (2N), LayerNorm gain and shift and the boost (N each); the readout
-    (C x N weights + C biases). D_0 = input_size, D_l = N above."""
+def sln_footprints(model: SLN) -> tuple[int, int]:
+    """fp32 bytes of what the event engine may read -> (weight matrices, parameter vectors):
+    matrices per layer W_in (D_l x 2N) and W_rec (N x 2N), the readout (C x N); vectors per
+    layer the summed bias (2N), LayerNorm gain and shift and the boost (N each), the readout
+    bias (C). D_0 = input_size, D_l = N above."""
     cfg = model.cfg
     N, C = cfg.n_neurons, cfg.n_classes
-    n = C * N + C
+    mat, vec = C * N, C
     for layer in range(cfg.n_layers):
         D = cfg.input_size if layer == 0 else N
-        n += D * 2 * N + N * 2 * N + 2 * N + 3 * N
-    return weight_footprint(0, n)
+        mat += D * 2 * N + N * 2 * N
+        vec += 2 * N + 3 * N
+    return weight_footprint(0, mat), weight_footprint(0, vec)
+
+
+def sln_weight_footprint(model: SLN) -> int:
+    """fp32 bytes of every weight the event engine may read (matrices + vectors)."""
+    return sum(sln_footprints(model))
+
+
+def distinct_input_rows(seq: np.ndarray) -> float:
+    """Mean over the sequences (B, T, D) of the number of distinct input indices j with a
+    nonzero x[t, j] at some step: the W_in rows an image touches (each event reads one; the
+    same j at two steps reads the same row twice)."""
+    return float((seq != 0).any(axis=1).sum(axis=1).mean())
 
 
 def sln_act_footprint(model: SLN) -> int:
@@ -74,7 +98,7 @@ def sln_act_footprint(model: SLN) -> int:
 def _engine_ops(c: dict[str, float]) -> dict[str, float]:
     """Engine counters (Counts.per_term() names) -> estimate_pj's fp32 keys."""
     return {"macs": c["mac"], "acs": c["ac"], "adds": c["add"], "muls": c["mul"], "cmps": c["cmp"],
-            "nonlin": c["nonlin"], "weight_bytes": c["weight_bytes"],
+            "nonlin": c["nonlin"], "weight_bytes": c["weight_bytes"], "param_bytes": c["param_bytes"],
             "act_bytes": c["act_bytes_read"] + c["act_bytes_written"]}
 
 
@@ -101,10 +125,12 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
     s = counts.summary()
     ops = {"macs": s["effective_macs"], "acs": s["effective_acs"], "adds": s["elementwise_adds"],
            "muls": s["elementwise_muls"], "cmps": s["compares"], "nonlin": s["nonlinear_ops"],
-           "weight_bytes": s["weight_bytes_read"], "act_bytes": s["act_bytes_read"] + s["act_bytes_written"]}
-    wfp, afp = sln_weight_footprint(model), sln_act_footprint(model)
-    e = energy(ops, wfp, afp, profile, "fp32")
-    terms = term_energy_uj({t: _engine_ops(c) for t, c in counts.per_term().items()}, wfp, afp, profile, "fp32")
+           "weight_bytes": s["matrix_bytes_read"], "param_bytes": s["param_bytes_read"],
+           "act_bytes": s["act_bytes_read"] + s["act_bytes_written"]}
+    (mfp, pfp), afp = sln_footprints(model), sln_act_footprint(model)
+    e = energy(ops, mfp, afp, profile, "fp32", pfp)
+    terms = term_energy_uj({t: _engine_ops(c) for t, c in counts.per_term().items()}, mfp, afp, profile, "fp32",
+                           pfp)
     # latency: batch 1, real test images in turn; timed later, interleaved with every model
     nl = len(seq)
     xt = torch.from_numpy(seq)
@@ -121,8 +147,11 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
         "elementwise": {"adds": s["elementwise_adds"], "muls": s["elementwise_muls"], "cmps": s["compares"],
                         "nonlin": s["nonlinear_ops"]},
         "weight_bytes_read": s["weight_bytes_read"], "act_bytes": ops["act_bytes"],
-        "weight_footprint_bytes": wfp, "act_footprint_bytes": afp,
-        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "matrix_bytes_read": s["matrix_bytes_read"], "param_bytes_read": s["param_bytes_read"],
+        "weight_footprint_bytes": mfp + pfp, "matrix_footprint_bytes": mfp, "param_footprint_bytes": pfp,
+        "act_footprint_bytes": afp,
+        "weight_memory_level": e["weight_level"], "param_memory_level": e["param_level"],
+        "act_memory_level": e["act_level"],
         "energy_uJ": e["total"] * PJ_TO_UJ,
         "energy_breakdown_uJ": {**breakdown_uj(e, "fp32"), "by_term": terms},
         "measured_energy_uJ": None, "latency_ms": None, "latency_threads": 1, "torch_dense_latency_ms": None,
@@ -130,6 +159,7 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
         "speedup_vs_torch_dense": None,
         "throughput_per_s": len(seq) / batch_s if batch_s > 0 else 0.0, "epochs": epochs, "source": source,
         "input_events_per_inference": s["input_events"], "steps": s["steps"],
+        "input_rows_distinct_per_inference": distinct_input_rows(seq),
         "torch_agreement": {"images": nchk, "same_prediction": agree, "max_abs_logit_diff": max_diff},
         "how": {
             "accuracy": f"event engine ({eng.backend}) on {len(yte)} real test images",
@@ -164,8 +194,9 @@ def evaluate_baseline(family: str, name: str, cfg: Any, model: torch.nn.Module, 
     eff = float(np.mean([c.effective_macs for c in cnts]))
     ops = {**c0.to_ops(), "macs": eff}
     n_params = sum(p.numel() for p in model.parameters())
-    wfp = weight_footprint(0, n_params)
-    e = energy(ops, wfp, c0.peak_act_bytes, profile, "fp32")
+    n_vec = vector_param_count(model)
+    mfp, pfp = weight_footprint(0, n_params - n_vec), weight_footprint(0, n_vec)
+    e = energy(ops, mfp, c0.peak_act_bytes, profile, "fp32", pfp)
 
     def fwd(i: int) -> None:
         with torch.inference_mode():
@@ -177,9 +208,12 @@ def evaluate_baseline(family: str, name: str, cfg: Any, model: torch.nn.Module, 
         "accuracy": acc, "test_images": int(len(yte)), "active_fraction": None,
         "dense_macs": c0.macs, "effective_macs": eff, "effective_acs": 0.0,
         "elementwise": {"adds": c0.adds, "muls": c0.muls, "cmps": c0.cmps, "nonlin": c0.nonlin},
-        "weight_bytes_read": c0.weight_bytes, "act_bytes": ops["act_bytes"],
-        "weight_footprint_bytes": wfp, "act_footprint_bytes": c0.peak_act_bytes,
-        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "weight_bytes_read": c0.weight_bytes + c0.param_bytes, "act_bytes": ops["act_bytes"],
+        "matrix_bytes_read": c0.weight_bytes, "param_bytes_read": c0.param_bytes,
+        "weight_footprint_bytes": mfp + pfp, "matrix_footprint_bytes": mfp, "param_footprint_bytes": pfp,
+        "act_footprint_bytes": c0.peak_act_bytes,
+        "weight_memory_level": e["weight_level"], "param_memory_level": e["param_level"],
+        "act_memory_level": e["act_level"],
         "energy_uJ": e["total"] * PJ_TO_UJ,
         "energy_breakdown_uJ": {**breakdown_uj(e, "fp32"), "mac_by_term": mac_terms},
         "measured_energy_uJ": None, "latency_ms": None, "latency_threads": torch.get_num_threads(),

@@ -5,7 +5,8 @@ the C runtime matches bit for bit: one call of `intspec.reference_forward(qm, pi
 counter=IntCounts())` gives both the logits (accuracy) and the counts of what an event-driven
 integer runtime executes (intspec.IntCounts documents every counter). ViT int8 = per-channel
 int8 weights and static per-tensor int8 activations at the input of every matmul, simulated
-in PyTorch (`_ViTInt8Sim`), counted by the same `count_vit` as fp32 at int8 widths.
+in PyTorch (`_ViTInt8Sim`), counted by the ViT's counting forward with `ViTInt8Counter`
+(int8 widths, requantisation of every matmul output, per-channel scales, int32 intermediates).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import intspec
-from ..baselines import count_vit
+from ..baselines import OpCounter, is_vector_param
 from ..energy import EnergyProfile
 from ..model import SLN
 from .compare import compare_all, headline_comparison, ratio_words
@@ -40,13 +41,15 @@ def sln_int8_footprint(qm: intspec.QModel) -> dict[str, int]:
                                                        "ln_gamma", "ln_beta", "boost", "alpha_lut"))
     N = qm.n_neurons
     act = qm.n_layers * (2 * N * 4 + N * 2 + qm.k * 4) + N * 4 + qm.n_classes * 4
-    return {"int8_weights": n8, "int32_params": n32, "weight_bytes": weight_footprint(n8, n32), "act_bytes": act}
+    return {"int8_weights": n8, "int32_params": n32, "weight_bytes": weight_footprint(n8, n32),
+            "matrix_bytes": weight_footprint(n8, 0), "param_bytes": weight_footprint(0, n32), "act_bytes": act}
 
 
 def _int8_ops(c: dict[str, float], per: float) -> dict[str, float]:
     """IntCounts counters (summed over `per` images) -> estimate_pj's int8 keys, per image."""
     return {"macs": c["mac"] / per, "adds32": c["adds32"] / per, "muls32": c["muls32"] / per,
-            "cmps32": c["cmps32"] / per, "weight_bytes": c["weight_bytes"] / per, "act_bytes": c["act_bytes"] / per}
+            "cmps32": c["cmps32"] / per, "weight_bytes": c["weight_bytes"] / per,
+            "param_bytes": c["param_bytes"] / per, "act_bytes": c["act_bytes"] / per}
 
 
 @dataclass
@@ -85,9 +88,9 @@ def sln_int8_row(name: str, family: str, params: int, qm: intspec.QModel, run: I
     fp = sln_int8_footprint(qm)
     allc = {kk: sum(tot[t][kk] for t in intspec.COUNT_TERMS) for kk in intspec.COUNTERS}
     ops = _int8_ops(allc, n)
-    e = energy(ops, fp["weight_bytes"], fp["act_bytes"], profile, "int8")
-    terms = term_energy_uj({t: _int8_ops(tot[t], n) for t in intspec.COUNT_TERMS}, fp["weight_bytes"],
-                           fp["act_bytes"], profile, "int8")
+    e = energy(ops, fp["matrix_bytes"], fp["act_bytes"], profile, "int8", fp["param_bytes"])
+    terms = term_energy_uj({t: _int8_ops(tot[t], n) for t in intspec.COUNT_TERMS}, fp["matrix_bytes"],
+                           fp["act_bytes"], profile, "int8", fp["param_bytes"])
     # sensitivity (a separate line, not the estimate): the recurrent and readout MACs multiply an
     # int8 weight by a wider integer (int16 state, int32 readout sum); priced as int32 multiplies
     wide = (tot["recurrent"]["mac"] + tot["readout"]["mac"]) / n
@@ -98,10 +101,13 @@ def sln_int8_row(name: str, family: str, params: int, qm: intspec.QModel, run: I
         "active_fraction": run.active_sum / n,
         "dense_macs": allc["dense_mac"] / n, "effective_macs": ops["macs"], "effective_acs": 0.0,
         "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
-        "weight_bytes_read": ops["weight_bytes"], "act_bytes": ops["act_bytes"],
-        "weight_footprint_bytes": fp["weight_bytes"], "act_footprint_bytes": fp["act_bytes"],
+        "weight_bytes_read": ops["weight_bytes"] + ops["param_bytes"], "act_bytes": ops["act_bytes"],
+        "matrix_bytes_read": ops["weight_bytes"], "param_bytes_read": ops["param_bytes"],
+        "weight_footprint_bytes": fp["weight_bytes"], "matrix_footprint_bytes": fp["matrix_bytes"],
+        "param_footprint_bytes": fp["param_bytes"], "act_footprint_bytes": fp["act_bytes"],
         "int8_weights": fp["int8_weights"], "int32_params": fp["int32_params"],
-        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "weight_memory_level": e["weight_level"], "param_memory_level": e["param_level"],
+        "act_memory_level": e["act_level"],
         "energy_uJ": e["total"] * PJ_TO_UJ,
         "energy_breakdown_uJ": {**breakdown_uj(e, "int8"), "by_term": terms},
         "energy_uJ_wide_multiplies": wide_uj, "latency_ms": None, "source": source,
@@ -111,10 +117,12 @@ def sln_int8_row(name: str, family: str, params: int, qm: intspec.QModel, run: I
                         f"training images (as sln.export)",
             "counts": "counted by sln.intspec.reference_forward(counter=IntCounts()) while it executes the integer "
                       "model (the same run that gives the accuracy), mean per image: MACs only for the weight "
-                      "columns of nonzero inputs / nonzero winners, 1 byte per int8 weight",
+                      "columns of nonzero inputs / nonzero winners, 1 byte per int8 weight; int32 parameter "
+                      "vectors (mults, shifts, bias, LayerNorm, boost, gate table) 4 bytes each, counted apart",
             "energy": "estimated: MAC = int8 multiply + int32 add; requantisation, integer LayerNorm, LUT gate, "
                       "state update and top-k as counted int32 adds/muls/compares; bytes/8 x 64-bit access "
-                      "energy at the level of the int8 model's size (sln/energy.py)",
+                      "energy, int8 matrices and int32 vectors each at the level of their own size "
+                      "(sln/energy.py)",
             "latency": "not measured for int8 (the fp32 table has the latencies)",
             "seconds": f"{run.seconds:.1f} s for the counted integer model",
         },
@@ -224,33 +232,127 @@ def vit_int8_accuracy(model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, 
     return correct / len(xte), sim
 
 
+class ViTInt8Counter(OpCounter):
+    """The ViT's counting forward at int8 (an integer-only int8 ViT, I-BERT style), on top of the
+    fp32 counts of OpCounter (kept in its fields):
+      * every Linear and attention matmul: its activation operands read as int8 (1 byte), its
+        output requantised (1 int32 multiply + 2 int32 adds per output element, as the SLN's
+        rq) and written as int8 (1 byte); its per-output-channel requantisation multiplier and
+        shift read once (4 + 4 bytes per channel; one pair per attention matmul);
+      * LayerNorm, softmax, GELU and residual adds work on int32 intermediates: their inputs
+        and outputs are read/written at 4 bytes;
+      * the 1/sqrt(dh) scale of q: 1 byte in and out (it is usually folded into a requantisation).
+    act8_* are those bytes, peak8 the largest in+out of one op (the int8 activation working set)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.act8_read = 0.0
+        self.act8_written = 0.0
+        self.peak8 = 0.0
+        self.requant_outputs = 0.0
+        self.scale_bytes = 0.0
+
+    def _io8(self, nin: float, nout: float) -> None:
+        self.act8_read += nin
+        self.act8_written += nout
+        self.peak8 = max(self.peak8, float(nin + nout))
+
+    def linear(self, x: torch.Tensor, lin: torch.nn.Linear, term: str) -> torch.Tensor:
+        y = super().linear(x, lin, term)
+        self._io8(x.numel(), y.numel())
+        self.requant_outputs += y.numel()
+        self.scale_bytes += 8 * lin.out_features
+        return y
+
+    def matmul(self, a: torch.Tensor, b: torch.Tensor, term: str) -> torch.Tensor:
+        y = super().matmul(a, b, term)
+        self._io8(a.numel() + b.numel(), y.numel())
+        self.requant_outputs += y.numel()
+        self.scale_bytes += 8
+        return y
+
+    def layer_norm(self, x: torch.Tensor, ln: torch.nn.LayerNorm) -> torch.Tensor:
+        y = super().layer_norm(x, ln)
+        self._io8(4 * x.numel(), 4 * y.numel())
+        return y
+
+    def softmax(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().softmax(x)
+        self._io8(4 * x.numel(), 4 * y.numel())
+        return y
+
+    def gelu(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().gelu(x)
+        self._io8(4 * x.numel(), 4 * y.numel())
+        return y
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        y = super().add(a, b)
+        self._io8(4 * (a.numel() + b.numel()), 4 * y.numel())
+        return y
+
+    def scale(self, x: torch.Tensor, s: float) -> torch.Tensor:
+        y = super().scale(x, s)
+        self._io8(x.numel(), y.numel())
+        return y
+
+
+def count_vit_int8(model: torch.nn.Module, image: torch.Tensor) -> ViTInt8Counter:
+    """ViTInt8Counter of one batch-1 inference on a real image (28, 28) uint8."""
+    cnt = ViTInt8Counter()
+    with torch.no_grad():
+        model(model.patches(image[None] if image.dim() == 2 else image), counter=cnt)
+    return cnt
+
+
+def vit_int8_ops(model: torch.nn.Module, c: ViTInt8Counter, eff_macs: float, profile: EnergyProfile
+                 ) -> tuple[dict[str, float], dict[str, float]]:
+    """-> (estimate_pj ops at int8, footprints {int8_weights, int32_params, matrix_bytes, param_bytes,
+    weight_bytes, act_bytes}) of a ViT from its int8 counts: Linear weights 1 byte, the position
+    embedding 4 bytes (matrices); biases, LayerNorm, class token and the requantisation
+    multipliers/shifts 4 bytes (vectors); each read once per inference."""
+    lin_w = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    params = list(model.parameters())
+    n_params = sum(p.numel() for p in params)
+    n_vec = sum(p.numel() for p in params if is_vector_param(p))
+    n_scales = c.scale_bytes / 4.0                       # int32 multipliers and shifts
+    fp = {"int8_weights": float(lin_w), "int32_params": float(n_params - lin_w + n_scales),
+          "matrix_bytes": float(weight_footprint(lin_w, n_params - n_vec - lin_w)),
+          "param_bytes": float(weight_footprint(0, n_vec)) + c.scale_bytes, "act_bytes": c.peak8}
+    fp["weight_bytes"] = fp["matrix_bytes"] + fp["param_bytes"]
+    nl_m, nl_a = profile.nonlin_muls * c.nonlin, profile.nonlin_adds * c.nonlin
+    rq = c.requant_outputs
+    ops = {"macs": eff_macs, "adds32": c.adds + nl_a + 2 * rq, "muls32": c.muls + nl_m + rq, "cmps32": c.cmps,
+           "weight_bytes": c.weight_bytes - 3 * lin_w,   # the fp32 count read each Linear weight at 4 bytes
+           "param_bytes": c.param_bytes + c.scale_bytes, "act_bytes": c.act8_read + c.act8_written}
+    return ops, fp
+
+
 def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
                       profile: EnergyProfile, source: str, calib: int = 2000) -> dict[str, Any]:
-    """int8 row of a ViT: measured int8 accuracy (_ViTInt8Sim), counts of count_vit at int8 widths."""
+    """int8 row of a ViT: measured int8 accuracy (_ViTInt8Sim), counts of count_vit_int8."""
     acc, _ = vit_int8_accuracy(model, xtr, xte, yte, calib)
     nc = min(len(xte), 20)
-    cnts = [count_vit(model, torch.from_numpy(xte[i].copy())) for i in range(nc)]
+    cnts = [count_vit_int8(model, torch.from_numpy(xte[i].copy())) for i in range(nc)]
     c0 = cnts[0]
     eff = float(np.mean([c.effective_macs for c in cnts]))
-    lin_w = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    ops, fp = vit_int8_ops(model, c0, eff, profile)
     n_params = sum(p.numel() for p in model.parameters())
-    wfp = weight_footprint(lin_w, n_params - lin_w)      # int8 Linear weights; the rest 4 bytes
-    wread = c0.weight_bytes - 3 * lin_w                  # the counter read every Linear weight once at 4 bytes
-    act = (c0.act_bytes_read + c0.act_bytes_written) / 4.0
-    nl_m, nl_a = profile.nonlin_muls * c0.nonlin, profile.nonlin_adds * c0.nonlin
-    ops = {"macs": eff, "adds32": c0.adds + nl_a, "muls32": c0.muls + nl_m, "cmps32": c0.cmps,
-           "weight_bytes": wread, "act_bytes": act}
-    e = energy(ops, wfp, c0.peak_act_bytes / 4.0, profile, "int8")
+    e = energy(ops, fp["matrix_bytes"], fp["act_bytes"], profile, "int8", fp["param_bytes"])
     mac_pj = profile.op_pj("int8")["mac"]
     return {
         "name": name, "family": "vit", "precision": "int8", "params": int(n_params),
         "accuracy": acc, "accuracy_measured": True, "test_images": int(len(yte)), "active_fraction": None,
         "dense_macs": c0.macs, "effective_macs": eff, "effective_acs": 0.0,
         "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
-        "weight_bytes_read": wread, "act_bytes": act, "weight_footprint_bytes": float(wfp),
-        "act_footprint_bytes": c0.peak_act_bytes / 4.0, "int8_weights": int(lin_w),
-        "int32_params": int(n_params - lin_w),
-        "weight_memory_level": e["weight_level"], "act_memory_level": e["act_level"],
+        "requant_outputs": c0.requant_outputs,
+        "weight_bytes_read": ops["weight_bytes"] + ops["param_bytes"], "act_bytes": ops["act_bytes"],
+        "matrix_bytes_read": ops["weight_bytes"], "param_bytes_read": ops["param_bytes"],
+        "weight_footprint_bytes": fp["weight_bytes"], "matrix_footprint_bytes": fp["matrix_bytes"],
+        "param_footprint_bytes": fp["param_bytes"], "act_footprint_bytes": fp["act_bytes"],
+        "int8_weights": int(fp["int8_weights"]), "int32_params": int(fp["int32_params"]),
+        "weight_memory_level": e["weight_level"], "param_memory_level": e["param_level"],
+        "act_memory_level": e["act_level"],
         "energy_uJ": e["total"] * PJ_TO_UJ,
         "energy_breakdown_uJ": {**breakdown_uj(e, "int8"),
                                 "mac_by_term": {kk: v * mac_pj * PJ_TO_UJ for kk, v in c0.by_term.items()}},
@@ -259,12 +361,15 @@ def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: n
             "accuracy": f"measured: PyTorch forward with int8 per-channel weights and static per-tensor int8 "
                         f"activations at every matmul input (calibrated on the first {calib} training images), "
                         f"{len(yte)} real test images",
-            "counts": f"count_vit at batch 1 on {nc} real test images; MACs = NeuroBench effective MACs; "
-                      "Linear weights 1 byte, other parameters 4 bytes; activations 1 byte (a quarter of the "
-                      "fp32 bytes, generous to the ViT: its int32 accumulators are not counted wider)",
-            "energy": "estimated: MAC = int8 multiply + int32 add; LayerNorm/softmax/GELU/residual adds/muls/"
-                      "compares as int32 ops, each nonlinear op as the profile's polynomial (5 int32 mul + "
-                      "5 int32 add); bytes/8 x 64-bit access energy at the level of the int8 model's size",
+            "counts": f"ViTInt8Counter at batch 1 on {nc} real test images; MACs = NeuroBench effective MACs; "
+                      "Linear weights 1 byte, other parameters and the per-channel requantisation "
+                      "multipliers/shifts 4 bytes; every matmul output requantised (1 int32 mul + 2 int32 adds); "
+                      "matmul operands/outputs 1 byte, LayerNorm/softmax/GELU/residual inputs and outputs "
+                      "int32 (4 bytes)",
+            "energy": "estimated: MAC = int8 multiply + int32 add; requantisation and LayerNorm/softmax/GELU/"
+                      "residual adds/muls/compares as int32 ops, each nonlinear op as the profile's polynomial "
+                      "(5 int32 mul + 5 int32 add); bytes/8 x 64-bit access energy, matrices and vectors each at "
+                      "the level of their own size",
             "latency": "not measured for int8",
         },
     }

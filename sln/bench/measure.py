@@ -143,26 +143,31 @@ def weight_footprint(n_int8: int, n_wide: int) -> int:
 
 
 def energy(ops: dict[str, float], weight_footprint_bytes: float, act_footprint_bytes: float,
-           profile: EnergyProfile | None = None, precision: str = "fp32") -> dict[str, Any]:
-    """sln.energy.estimate_pj of one inference (pJ by term, levels); see that function's keys."""
-    return estimate_pj(ops, weight_footprint_bytes, act_footprint_bytes, profile, precision=precision)
+           profile: EnergyProfile | None = None, precision: str = "fp32",
+           param_footprint_bytes: float | None = None) -> dict[str, Any]:
+    """sln.energy.estimate_pj of one inference (pJ by term, levels); see that function's keys.
+    weight_footprint_bytes: the weight matrices; param_footprint_bytes: the parameter vectors."""
+    return estimate_pj(ops, weight_footprint_bytes, act_footprint_bytes, profile, precision=precision,
+                       param_footprint_bytes=param_footprint_bytes)
 
 
 def breakdown_uj(e: dict[str, Any], precision: str) -> dict[str, float]:
-    """The energy_breakdown_uJ of a row from an estimate: compute / weight_mem / act_mem, and at
-    int8 also the MAC and int32-op parts of compute (the int8 table prints those)."""
-    keys = ("compute", "weight_mem", "act_mem") if precision == "fp32" else \
-        ("compute", "mac", "int32_ops", "weight_mem", "act_mem")
+    """The energy_breakdown_uJ of a row from an estimate: compute / weight_mem (matrices) /
+    param_mem (parameter vectors) / act_mem, and at int8 also the MAC and int32-op parts of
+    compute (the int8 table prints those)."""
+    keys = ("compute", "weight_mem", "param_mem", "act_mem") if precision == "fp32" else \
+        ("compute", "mac", "int32_ops", "weight_mem", "param_mem", "act_mem")
     return {k: e[k] * PJ_TO_UJ for k in keys}
 
 
 def term_energy_uj(term_ops: dict[str, dict[str, float]], weight_footprint_bytes: float,
-                   act_footprint_bytes: float, profile: EnergyProfile, precision: str) -> dict[str, float]:
+                   act_footprint_bytes: float, profile: EnergyProfile, precision: str,
+                   param_footprint_bytes: float | None = None) -> dict[str, float]:
     """Breakdown by term: the same arithmetic applied to each term's counts (memory levels from
-    the whole model's footprint) -> {"<term>.compute" | ".weight_mem" | ".act_mem": uJ}."""
+    the whole model's footprints) -> {"<term>.compute" | ".weight_mem" | ".param_mem" | ".act_mem": uJ}."""
     out: dict[str, float] = {}
     for term, ops in term_ops.items():
-        te = energy(ops, weight_footprint_bytes, act_footprint_bytes, profile, precision)
-        for part in ("compute", "weight_mem", "act_mem"):
+        te = energy(ops, weight_footprint_bytes, act_footprint_bytes, profile, precision, param_footprint_bytes)
+        for part in ("compute", "weight_mem", "param_mem", "act_mem"):
             out[f"{term}.{part}"] = te[part] * PJ_TO_UJ
     return out

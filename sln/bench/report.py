@@ -129,18 +129,21 @@ def format_breakdown(r: Row) -> str:
     b = r["energy_breakdown_uJ"]
     tot = r["energy_uJ"] or 1.0
     compute = " + ".join(f"{label} {b[key]:.3f}" for label, key in spec.compute_parts)
+    vec = (f" + parameter vectors {b['param_mem']:.3f} ({r.get('param_memory_level', '?')})"
+           if "param_mem" in b else "")   # files before the matrix / vector split have no param_mem
     lines = [f"{r['name']}{spec.row_suffix}: {r['energy_uJ']:.3f} uJ = {compute} + weight reads "
-             f"{b['weight_mem']:.3f} ({r['weight_memory_level']}) + activations {b['act_mem']:.3f} "
+             f"{b['weight_mem']:.3f} ({r['weight_memory_level']}){vec} + activations {b['act_mem']:.3f} "
              f"({r['act_memory_level']})"]
     if "by_term" in b:
         terms: dict[str, dict[str, float]] = {}
-        for k, v in b["by_term"].items():   # "<term>.<compute|weight_mem|act_mem>" -> uJ
+        for k, v in b["by_term"].items():   # "<term>.<compute|weight_mem|param_mem|act_mem>" -> uJ
             t, part = k.rsplit(".", 1)
             terms.setdefault(t, {})[part] = v
         for t, d in terms.items():
             s = sum(d.values())
+            pv = f"  vectors {d['param_mem']:.3f}" if "param_mem" in d else ""
             lines.append(f"    {t:<{spec.term_width}} {s:8.3f} uJ ({100 * s / tot:5.1f}%)  compute "
-                         f"{d['compute']:.3f}  weights {d['weight_mem']:.3f}  activations {d['act_mem']:.3f}")
+                         f"{d['compute']:.3f}  weights {d['weight_mem']:.3f}{pv}  activations {d['act_mem']:.3f}")
         if r.get("energy_uJ_wide_multiplies") is not None:
             lines.append(f"    [separate line: recurrent + readout MACs priced as int32 multiplies (their "
                          f"activation operand is int16/int32): {r['energy_uJ_wide_multiplies']:.3f} uJ]")
