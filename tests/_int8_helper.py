@@ -7,6 +7,7 @@ folder removed at exit. Nothing here depends on runs/ existing.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import functools
 import os
@@ -42,6 +43,22 @@ def write_idx(path: Path, arr: np.ndarray) -> None:
     path.write_bytes(bytes([0, 0, 8, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes())
 
 
+@contextlib.contextmanager
+def deterministic_torch():
+    """One thread and deterministic algorithms while a test fixture trains (restored after):
+    float training otherwise differs with the thread count, and so would every artefact."""
+    import torch
+
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(det)
+        torch.set_num_threads(threads)
+
+
 @functools.cache
 def artifacts() -> Artifacts:
     import torch
@@ -53,13 +70,16 @@ def artifacts() -> Artifacts:
 
     root = Path(tempfile.mkdtemp(prefix="sln-int8-test-"))
     atexit.register(shutil.rmtree, root, True)
-    torch.manual_seed(0)
     run = root / "run"
+    # --threads 1 and deterministic algorithms: the same weights on every machine, so everything
+    # downstream (the exported file, the MCU's instruction counts) is the same everywhere
     args = ["--model", "sln-tiny", "--epochs", str(EPOCHS), "--limit-train", str(N_TRAIN),
-            "--limit-test", "200", "--out", str(run), "--no-progress"]
+            "--limit-test", "200", "--out", str(run), "--no-progress", "--threads", "1"]
     if "augment_shift" in {f.name for f in dataclasses.fields(SLNConfig)}:
         args += ["--augment-shift", "0"]   # learns faster in 2 short epochs; irrelevant to int8
-    rc = train_main(args)
+    with deterministic_torch():
+        torch.manual_seed(0)
+        rc = train_main(args)
     assert rc in (0, None), f"training the test model failed ({rc})"
     ckpt = run / "checkpoint.safetensors"
     exp = root / "export"
@@ -77,13 +97,57 @@ def build(target: str) -> Path:
     out = artifacts().root / "build"
     r = subprocess.run(["make", "-C", str(RUNTIME), f"BUILD={out}", target], capture_output=True, text=True)
     assert r.returncode == 0, f"make {target} failed:\n{r.stdout}\n{r.stderr}"
-    return out / {"host": "sln_cli", "asan": "sln_cli_asan"}[target]
+    return out / {"host": "sln_cli", "asan": "sln_cli_asan", "lm-host": "sln_lm_cli", "lm-asan": "sln_lm_cli_asan",
+                  "fuzz": "fuzz_load"}[target]
 
 
-def run_cli(program: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=99",
-               UBSAN_OPTIONS="halt_on_error=1:exitcode=98:print_stacktrace=1")
-    return subprocess.run([str(program), *args], capture_output=True, text=True, env=env, timeout=120)
+# exit statuses of the sanitizers in the *_asan programs (ASan and LeakSanitizer share `exitcode`)
+ASAN_EXIT, UBSAN_EXIT = 99, 98
+SANITIZER_ENV = {"ASAN_OPTIONS": f"detect_leaks=1:abort_on_error=0:exitcode={ASAN_EXIT}",
+                 "UBSAN_OPTIONS": f"halt_on_error=1:exitcode={UBSAN_EXIT}:print_stacktrace=1"}
+
+
+@functools.cache
+def lsan_problem() -> str | None:
+    """None if LeakSanitizer works here, else why not. Probed once with a program that leaks on
+    purpose: LSan stops the process with ptrace, which some sandboxes and debuggers forbid."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc}) to probe LeakSanitizer"
+    d = Path(tempfile.mkdtemp(prefix="sln-lsan-probe-"))
+    try:
+        (d / "leak.c").write_text("#include <stdlib.h>\nvoid *p;\nint main(void) { p = malloc(7); p = 0; return 0; }\n")
+        b = subprocess.run([cc, "-fsanitize=address", "-g", "-o", str(d / "leak"), str(d / "leak.c")],
+                           capture_output=True, text=True)
+        if b.returncode != 0:
+            return f"cannot build with -fsanitize=address: {b.stderr[-300:]}"
+        r = subprocess.run([str(d / "leak")], capture_output=True, text=True, timeout=60,
+                           env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
+        if "detected memory leaks" in r.stderr:
+            return None
+        return ("LeakSanitizer cannot run in this environment (it needs ptrace; sandboxes and debuggers "
+                f"may forbid it): {r.stderr.strip()[-300:] or f'exit {r.returncode}, no report'}")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def require_lsan() -> None:
+    """Skip a leak test where LSan cannot run, but fail under CI=true (a skip there hides leaks)."""
+    import pytest
+
+    why = lsan_problem()
+    if why is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"required in CI: {why}")
+        pytest.skip(why)
+
+
+def run_cli(program: Path, *args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    """Run a C program with the sanitizer settings (LSan on where it works)."""
+    env = dict(os.environ, **SANITIZER_ENV)
+    if lsan_problem() is not None:
+        env["ASAN_OPTIONS"] = env["ASAN_OPTIONS"].replace("detect_leaks=1", "detect_leaks=0")
+    return subprocess.run([str(program), *args], capture_output=True, text=True, env=env, timeout=timeout, **kw)
 
 
 def parse_dump(stdout: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

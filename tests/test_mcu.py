@@ -59,8 +59,11 @@ def test_qemu_predictions_equal_host_runtime(firmware: Path) -> None:
     host_lines = [line for line in host.stdout.splitlines() if re.fullmatch(r"\d+ \d+", line)]
     assert len(mcu) == N_IMAGES and mcu == host_lines
     # -icount shift=0: 1 ns of virtual time per instruction; SysTick at 25 MHz = 40 insns/tick
+    # 200,000 instructions / 40 per tick = 5,000 ticks; the count is 5,001 when the loop starts
+    # late in a tick (the phase depends on the instructions run before, i.e. on the model), so
+    # the design guarantees 5,000 +- 1 (40 instructions per tick within 0.02 %)
     calib = int(re.search(r"calib 200000 insn ticks (\d+)", text).group(1))
-    assert calib == 5000, text[-500:]
+    assert abs(calib - 200_000 // 40) <= 1, text[-500:]
     ticks = int(re.search(r"insn_ticks (\d+) images", text).group(1))
     insn_per_inference = 40 * ticks / N_IMAGES
     assert 1e5 < insn_per_inference < 5e6, insn_per_inference

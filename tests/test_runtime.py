@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _int8_helper import RUNTIME, artifacts, build, parse_dump, run_cli, write_idx  # noqa: E402
+from _int8_helper import RUNTIME, artifacts, build, parse_dump, require_lsan, run_cli, write_idx  # noqa: E402
 
 from sln import fmt, intspec, quant  # noqa: E402
 
@@ -261,3 +262,156 @@ def test_float32_format_keeps_int8_files_and_is_refused_by_int8_builds(tmp_path:
         assert r.returncode == E["SLN_ERR_UNSUPPORTED"], r.stdout + r.stderr
     with pytest.raises(ValueError, match="int8"):
         fmt.from_bytes(fdata)
+
+
+# --- the command-line program's own error paths (issue 12) -------------------------------------
+# sysexits: 64 usage (a bad argument), 65 data (bad IDX / over the size cap), 66 cannot open/read
+
+def _limited_memory(limit: int = 1 << 30):
+    """preexec_fn: an address-space cap, so that an unbounded read fails fast instead of eating
+    the machine (host build only: ASan reserves terabytes of shadow address space)."""
+    import resource
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return cap
+
+
+@pytest.mark.parametrize("value", ["abc", "", "12x", "-1", "+-3", " 5", "4294967296", "4294967297",
+                                   "99999999999999999999999", "0x10"])
+def test_cli_rejects_malformed_numbers(value: str) -> None:
+    """--limit went through an unchecked strtoul: "abc" was 0 images, "-1" every image,
+    "4294967297" whatever the cast made of it. Now: usage error 64 naming the argument."""
+    a = artifacts()
+    r = run_cli(build("host"), str(a.model_file), str(a.images_idx), "--limit", value)
+    assert r.returncode == 64, (value, r.returncode, r.stdout[-200:], r.stderr[-300:])
+    assert "--limit" in r.stderr and r.stdout == ""
+
+
+def test_cli_limit_accepts_valid_numbers_and_a_missing_value_is_a_usage_error() -> None:
+    a = artifacts()
+    exe = build("host")
+    r = run_cli(exe, str(a.model_file), str(a.images_idx), "--limit", "3")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3, r.stderr
+    r = run_cli(exe, str(a.model_file), str(a.images_idx), "--limit", "4294967295")   # > n: all
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == len(a.images), r.stderr
+    r = run_cli(exe, str(a.model_file), str(a.images_idx), "--limit")
+    assert r.returncode == 64 and "--limit" in r.stderr, (r.returncode, r.stderr)
+    r = run_cli(exe, str(a.model_file), str(a.images_idx), "--bogus")
+    assert r.returncode == 64 and "--bogus" in r.stderr, (r.returncode, r.stderr)
+
+
+@pytest.mark.parametrize("which", ["model", "images", "labels"])
+def test_cli_missing_or_unreadable_file_is_not_called_a_bad_format(which: str, tmp_path: Path) -> None:
+    """A missing image file was reported as 'not an uncompressed IDX file' (65). Now: 66 and
+    'cannot open PATH: <strerror>'; a folder gives 'cannot read PATH: Is a directory'."""
+    a = artifacts()
+    exe = build("host")
+    for path, reason in ((tmp_path / "missing.bin", "No such file or directory"), (tmp_path, "Is a directory")):
+        args = {"model": [str(path), str(a.images_idx)], "images": [str(a.model_file), str(path)],
+                "labels": [str(a.model_file), str(a.images_idx), str(path)]}[which]
+        r = run_cli(exe, *args)
+        assert r.returncode == 66, (which, path, r.returncode, r.stderr)
+        assert str(path) in r.stderr and reason in r.stderr and "IDX" not in r.stderr, r.stderr
+
+
+def test_cli_caps_what_it_reads(tmp_path: Path) -> None:
+    """/dev/zero as the model read without end (memory grew until realloc failed); a file over
+    the cap is refused by its size before anything is allocated. Caps: model 64 MiB, IDX 1 GiB."""
+    a = artifacts()
+    exe = build("host")
+    r = run_cli(exe, "/dev/zero", "--check", timeout=60, preexec_fn=_limited_memory())
+    assert r.returncode == 65 and "/dev/zero" in r.stderr and "64 MiB" in r.stderr, (r.returncode, r.stderr)
+    big_model = tmp_path / "big.sln"
+    with open(big_model, "wb") as f:       # sparse: no disk used
+        f.truncate(64 * 2**20 + 1)
+    r = run_cli(exe, str(big_model), "--check", timeout=60, preexec_fn=_limited_memory())
+    assert r.returncode == 65 and "64 MiB" in r.stderr, (r.returncode, r.stderr)
+    big_images = tmp_path / "big.idx"
+    with open(big_images, "wb") as f:
+        f.truncate(2**30 + 1)
+    r = run_cli(exe, str(a.model_file), str(big_images), timeout=60, preexec_fn=_limited_memory())
+    assert r.returncode == 65 and "1 GiB" in r.stderr and str(big_images) in r.stderr, (r.returncode, r.stderr)
+    r = run_cli(exe, str(a.model_file), "/dev/null")         # an empty non-regular file: a bad IDX
+    assert r.returncode == 65 and "IDX" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_cli_frees_everything_on_every_exit_under_leak_sanitizer(tmp_path: Path) -> None:
+    """The model buffer leaked on the error exits; LeakSanitizer (on here, detect_leaks=1) makes
+    any leak exit 99. Every exit path: success, --check, load error, bad images, bad labels,
+    missing files, bad argument."""
+    require_lsan()
+    a = artifacts()
+    exe = build("asan")
+    trunc = tmp_path / "trunc.idx"
+    trunc.write_bytes(a.images_idx.read_bytes()[:-5])
+    bad_model = tmp_path / "bad.sln"
+    bad_model.write_bytes(b"GGUF" + a.model_file.read_bytes()[4:])
+    cases = [
+        ([str(a.model_file), str(a.images_idx), str(a.labels_idx), "--limit", "5"], 0),
+        ([str(a.model_file), "--check"], 0),
+        ([str(bad_model), str(a.images_idx)], E["SLN_ERR_MAGIC"]),
+        ([str(a.model_file), str(trunc)], 65),
+        ([str(a.model_file), str(a.images_idx), str(trunc)], 65),
+        ([str(a.model_file), str(tmp_path / "none.idx")], 66),
+        ([str(a.model_file), str(a.images_idx), str(tmp_path / "none.idx")], 66),
+        ([str(a.model_file), str(a.images_idx), "--limit", "x"], 64),
+    ]
+    for args, want in cases:
+        r = run_cli(exe, *args)
+        assert "LeakSanitizer" not in r.stderr and r.returncode == want, (args, r.returncode, r.stderr[-2000:])
+
+
+def _make_payloads(marker: Path) -> list[tuple[str, str]]:
+    m = str(marker)
+    shell = [f"x; touch {m}", f'x"; touch {m}; "', f"x' ; touch {m} ; '", f"$(shell touch {m})", f"`touch {m}`",
+             f"$$(touch {m})", f"x && touch {m}", f"x | touch {m}", f"x\ntouch {m}"]
+    out = [(v, p) for v in ("IMAGES", "MODEL_DIR", "BUILD", "QEMU_OUT", "LM_QEMU_OUT") for p in shell]
+    out += [(v, p) for v in ("CC", "CFLAGS", "ARM_CC", "QEMU", "ARM_SIZE")
+            for p in (f"cc; touch {m}", f"cc `touch {m}`", f"$(shell touch {m})", f"cc > {m}")]
+    out += [("N", p) for p in (f"1; touch {m}", f"$(shell touch {m})", "1 2", "1e3", "")]
+    out += [("LM_ARGS", p) for p in (f"1 2; touch {m}", f"$(shell touch {m})", "1 2 x", "-1 2")]
+    return out
+
+
+@pytest.mark.parametrize("target", ["run-mcu", "run-mcu-lm", "host"])
+def test_makefile_variables_cannot_inject_commands(target: str, tmp_path: Path) -> None:
+    """Values of the recipe variables with shell (or make) metacharacters are refused before any
+    recipe runs, and create no marker file; the toolchain is stubbed with `true`, so this needs
+    no ARM compiler or QEMU. (Before: `IMAGES='x"; touch PWNED; "'` and the unquoted N, LM_ARGS,
+    CC, CFLAGS ran the command.)"""
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for f in ("sln_model_data.c", "sln_model_data.h"):
+        (model_dir / f).write_text("")
+    marker = tmp_path / "PWNED"
+    stub = {"ARM_CC": "true", "ARM_SIZE": "true", "QEMU": "true", "MODEL_DIR": str(model_dir),
+            "BUILD": str(tmp_path / "build"), "CC": "true"}
+    failures = []
+    for var, payload in _make_payloads(marker):
+        values = dict(stub, **{var: payload})
+        r = subprocess.run(["make", "-C", str(RUNTIME), *(f"{k}={v}" for k, v in values.items()), target],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=60)
+        refused = r.returncode != 0 and var in r.stderr and ("refused" in r.stderr or "must be" in r.stderr)
+        if marker.exists() or not refused:
+            failures.append((var, payload, r.returncode, marker.exists(), r.stderr[-300:]))
+            marker.unlink(missing_ok=True)
+    assert not failures, failures
+
+
+def test_makefile_passes_safe_values_through_intact(tmp_path: Path) -> None:
+    """An image path with a space and a comma reaches QEMU as one argument (`,,` is QEMU's
+    escaped comma); numbers pass. QEMU is stubbed with echo, the ARM compiler with true.
+    (MODEL_DIR and BUILD are make prerequisites/targets: make itself cannot take spaces there.)"""
+    model_dir = tmp_path / "model_dir"
+    model_dir.mkdir()
+    for f in ("sln_model_data.c", "sln_model_data.h"):
+        (model_dir / f).write_text("")
+    r = subprocess.run(["make", "-C", str(RUNTIME), "ARM_CC=true", "QEMU=echo", f"MODEL_DIR={model_dir}",
+                        f"BUILD={tmp_path / 'b'}", "IMAGES=my images,v2.idx", "N=7", "run-mcu"],
+                       capture_output=True, text=True, timeout=60)
+    assert "arg=firmware,arg=my images,,v2.idx,arg=7 -kernel" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run(["make", "-C", str(RUNTIME), "ARM_CC=true", "QEMU=echo", f"MODEL_DIR={model_dir}",
+                        f"BUILD={tmp_path / 'b'}", "LM_ARGS=20 1 205 10 3 4", "run-mcu-lm"],
+                       capture_output=True, text=True, timeout=60)
+    assert "arg=firmware_lm,arg=20,arg=1,arg=205,arg=10,arg=3,arg=4 -kernel" in r.stdout, r.stdout + r.stderr
