@@ -9,7 +9,7 @@ issue's calibration model (d=64, 4 layers, 4 heads, MLP ratio 2: ~139 k params, 
 Training hyper-parameters (all sizes, stated in docs/ENERGY.md): AdamW, lr 1e-3, weight
 decay 0.05, batch 128, linear warm-up 100 steps then cosine decay to 0 (sln.train.lr_at),
 gradient clipping at 1.0, no augmentation, no dropout, the same epochs as the SLN it is
-compared with, seed 0.
+compared with, seed 0; trained by the project's one loop (sln.train.fit, sln.tasks.images).
 
 Counting: `ViT.forward(x, counter=OpCounter())` tallies, while it executes at batch 1, the
 MACs (executed and NeuroBench-effective, i.e. with a nonzero input operand), adds, muls,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
-from tqdm import tqdm
 
 from .config import SLNConfig
 
@@ -48,7 +46,8 @@ class OpCounter:
     muls: float = 0.0
     cmps: float = 0.0
     nonlin: float = 0.0
-    weight_bytes: float = 0.0
+    weight_bytes: float = 0.0    # bytes of weight matrices read (Linear weights, position embedding)
+    param_bytes: float = 0.0     # bytes of per-channel vectors read (biases, LayerNorm gain/shift, class token)
     act_bytes_read: float = 0.0
     act_bytes_written: float = 0.0
     peak_act_bytes: float = 0.0  # largest input+output of one op: the activation working set
@@ -66,7 +65,8 @@ class OpCounter:
         m = rows * lin.in_features * lin.out_features
         self.macs += m
         self.effective_macs += float((x != 0).sum()) * lin.out_features
-        self.weight_bytes += 4 * (lin.weight.numel() + (lin.bias.numel() if lin.bias is not None else 0))
+        self.weight_bytes += 4 * lin.weight.numel()
+        self.param_bytes += 4 * (lin.bias.numel() if lin.bias is not None else 0)
         self._io(x.numel(), y.numel())
         self.by_term[term] = self.by_term.get(term, 0.0) + m
         return y
@@ -90,7 +90,7 @@ class OpCounter:
         self.adds += rows * (3 * d + 1 + 2 * d)
         self.muls += rows * (d + 2 + 2 * d)
         self.nonlin += rows
-        self.weight_bytes += 4 * 2 * d
+        self.param_bytes += 4 * 2 * d
         self._io(x.numel(), y.numel())
         return y
 
@@ -128,8 +128,12 @@ class OpCounter:
         return y
 
     def param(self, p: torch.Tensor) -> torch.Tensor:
-        """A parameter read as data (class token, position embedding)."""
-        self.weight_bytes += 4 * p.numel()
+        """A parameter read as data: a vector (class token) to param_bytes, a matrix (position
+        embedding) to weight_bytes (the rule of `is_vector_param`)."""
+        if is_vector_param(p):
+            self.param_bytes += 4 * p.numel()
+        else:
+            self.weight_bytes += 4 * p.numel()
         return p
 
     def to_ops(self) -> dict[str, float]:
@@ -137,7 +141,18 @@ class OpCounter:
         granted to the transformer too, the conservative choice for SLN's claim)."""
         return {"macs": self.effective_macs, "acs": 0.0, "adds": self.adds, "muls": self.muls,
                 "cmps": self.cmps, "nonlin": self.nonlin, "weight_bytes": self.weight_bytes,
-                "act_bytes": self.act_bytes_read + self.act_bytes_written}
+                "param_bytes": self.param_bytes, "act_bytes": self.act_bytes_read + self.act_bytes_written}
+
+
+def is_vector_param(p: torch.Tensor) -> bool:
+    """A per-neuron / per-channel vector (one value per channel of its last dimension: a bias,
+    LayerNorm gain or shift, the class token), as opposed to a weight matrix."""
+    return p.numel() == p.shape[-1]
+
+
+def vector_param_count(model: nn.Module) -> int:
+    """Parameters of `model` that are vectors (is_vector_param); the rest are matrices."""
+    return sum(p.numel() for p in model.parameters() if is_vector_param(p))
 
 
 class _Null:
@@ -267,14 +282,9 @@ def count_vit(model: ViT, image: torch.Tensor) -> OpCounter:
     return cnt
 
 
-@torch.no_grad()
 def vit_accuracy(model: ViT, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
-    model.eval()
-    correct = 0
-    for s in range(0, len(images), batch):
-        x = model.patches(torch.from_numpy(images[s:s + batch].copy()))
-        correct += int((model(x).argmax(1) == torch.from_numpy(labels[s:s + batch])).sum())
-    return correct / len(images)
+    from .tasks.images import accuracy
+    return accuracy(model, model.patches, images, labels, batch)
 
 
 def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
@@ -289,21 +299,14 @@ def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
                            cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress)
 
 
-def _accuracy(model: nn.Module, to_input: Any, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(images), batch):
-            x = to_input(torch.from_numpy(images[s:s + batch].copy()))
-            correct += int((model(x).argmax(1) == torch.from_numpy(labels[s:s + batch])).sum())
-    return correct / len(images)
-
-
 def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], name: str, stem: str, lr: float,
                     wd: float, batch_size: int, seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
                     yte: np.ndarray, epochs: int, out: Path | None, progress: bool) -> tuple[Any, dict[str, Any]]:
-    """AdamW + sln.train.lr_at schedule + clipping at 1.0; cached as out/<stem>.safetensors + .json."""
-    from .train import lr_at  # same schedule as SLN: linear warm-up then cosine to 0
+    """Train in the one loop (sln.train.fit: AdamW, lr_at warm-up 100 steps + cosine to 0, clipping at
+    1.0, the SLN's per-epoch shuffles, no augmentation) at the caller's torch thread count, or reuse
+    out/<stem>.safetensors + .json when the config, epochs and training-set size match."""
+    from .tasks.images import ImageTask
+    from .tasks.loop import RunOptions, TrainSpec, fit
 
     key = {"config": cfg_dict, "epochs": epochs, "train_images": int(len(xtr))}
     wf, jf = (out / f"{stem}.safetensors", out / f"{stem}.json") if out is not None else (None, None)
@@ -313,39 +316,22 @@ def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], n
             model.load_state_dict(load_file(str(wf)))
             model.eval()
             return model, {**info, "reused": True}
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    steps = math.ceil(len(xtr) / batch_size)
-    xt, yt = torch.from_numpy(np.ascontiguousarray(xtr).copy()), torch.from_numpy(ytr)
-    secs = []
-    for ep in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xtr), generator=torch.Generator().manual_seed(seed * 100003 + ep))
-        t0 = time.time()
-        bar = tqdm(range(steps), desc=f"{name} epoch {ep + 1}/{epochs}", disable=not progress, leave=False)
-        run = 0.0
-        for b in bar:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(ep * steps + b, steps * epochs, lr)
-            idx = perm[b * batch_size:(b + 1) * batch_size]
-            loss = F.cross_entropy(model(to_input(xt[idx])), yt[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            run = loss.item() if b == 0 else 0.9 * run + 0.1 * loss.item()
-            bar.set_postfix(loss=f"{run:.3f}")
-        secs.append(time.time() - t0)
-    model.eval()
+    task = ImageTask(xtr, ytr, xte, yte, batch_size, seed, to_input, eval_each_epoch=False, progress=progress)
+    res = fit(model, task, TrainSpec(lr=lr, weight_decay=wd, epochs=epochs),
+              RunOptions(out=None, progress=progress, threads=torch.get_num_threads()))
+    secs = res.epoch_seconds
     n_params = sum(p.numel() for p in model.parameters())
-    info = {"key": key, "test_accuracy": _accuracy(model, to_input, xte, yte), "epochs": epochs,
+    info = {"key": key, "test_accuracy": res.final["accuracy"], "epochs": epochs,
             "seconds_per_epoch": float(np.mean(secs)) if secs else 0.0, "params": n_params,
-            "train_images": int(len(xtr)), "test_images": int(len(xte)), "threads": torch.get_num_threads()}
+            "train_images": int(len(xtr)), "test_images": int(len(xte)), "threads": res.threads}
     if wf is not None and jf is not None:
         wf.parent.mkdir(parents=True, exist_ok=True)
         tmp = wf.with_suffix(".tmp")
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
         os.replace(tmp, wf)
-        jf.write_text(json.dumps(info, indent=2))
+        jtmp = jf.with_suffix(".json.tmp")
+        jtmp.write_text(json.dumps(info, indent=2))
+        os.replace(jtmp, jf)
     return model, {**info, "reused": False}
 
 
@@ -430,7 +416,8 @@ def count_cfc(model: CfCClassifier, image: torch.Tensor) -> OpCounter:
         m = rows * mod.in_features * mod.out_features
         cnt.macs += m
         cnt.effective_macs += float((x != 0).sum()) * mod.out_features
-        cnt.weight_bytes += 4 * (mod.weight.numel() + mod.bias.numel())
+        cnt.weight_bytes += 4 * mod.weight.numel()
+        cnt.param_bytes += 4 * mod.bias.numel()
         cnt._io(x.numel(), out.numel())
 
     def act_hook(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:

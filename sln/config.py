@@ -64,7 +64,7 @@ class SLNConfig:
     # augmentation); 0 = train on the regular sequences. Ignored by the image trainer.
     train_drop: float = 0.0
     # wall-clock training budget in seconds (0 = train for `epochs`); the character LM uses it
-    # for its equal-time comparison with the GPT baseline (sln/lm.py). Ignored by the image trainer.
+    # for its equal-time comparison with the GPT baseline (sln/lm.py); every trainer honours it (sln/tasks/loop.py).
     time_budget_s: float = 0.0
     # free-form tag of where the config came from (registry name)
     name: str = "custom"

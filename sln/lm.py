@@ -10,16 +10,16 @@ run indefinitely like it does when generating; validation streams the whole vali
 same way. Cost per generated token does not depend on the context.
 
 The GPT baseline (sln/gpt.py) trains on random windows of `GPT_CTX` characters for the same
-wall-clock budget (`time_budget_s`). The corpus and its split: sln/text.py.
+wall-clock budget (`time_budget_s`). The corpus and its split: sln/text.py. Both train in the
+one loop (`sln.train.fit`, tasks `StreamTask` / `WindowTask` below): AdamW betas (0.9, 0.99),
+clipping at 1.0, `lr_at` with warm-up over 2 % of the budget and cosine down to 10 % of lr.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from .config import SLNConfig
 from .gpt import GPTLM, GPTConfig, gpt_config_for_params
 from .model import SLN
 from .text import Vocab, prepare
-from .train import RunOptions
+from .train import RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
 
 BPTT = 128        # SLN truncated-BPTT window
 LN2 = math.log(2.0)
@@ -42,6 +42,10 @@ LN2 = math.log(2.0)
 
 def is_sln(model: nn.Module) -> bool:
     return isinstance(model, SLN)
+
+
+def _kind(model: nn.Module) -> str:
+    return getattr(model, "kind", "sln")      # the checkpoint's convention: no attribute means an SLN
 
 
 def save_lm(path: Path, model: nn.Module, vocab: Vocab, train_state: dict[str, Any] | None = None) -> None:
@@ -98,14 +102,7 @@ def eval_bpc(model: nn.Module, ids: torch.Tensor, streams: int = 32, progress: b
     return {"bpc": nll / n / LN2, "chars": n}
 
 
-# --- training (shared by both models) ---------------------------------------------------------
-
-def _lr(frac: float, base: float, warm: float = 0.02) -> float:
-    """Warm-up then cosine decay to 10 %, as a function of the fraction of the budget spent."""
-    if frac < warm:
-        return base * (frac + 1e-3) / warm
-    return base * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, (frac - warm) / (1 - warm)))))
-
+# --- tasks: what the one loop (sln.train.fit) trains on ----------------------------------------
 
 def init_unigram_bias(model: SLN, train_ids: torch.Tensor) -> None:
     """Readout bias = log unigram frequencies: the untrained model starts at the unigram entropy
@@ -115,107 +112,129 @@ def init_unigram_bias(model: SLN, train_ids: torch.Tensor) -> None:
         model.readout.bias.copy_(torch.log(counts / counts.sum()))
 
 
+class StreamTask:
+    """SLN LM: `batch_size` contiguous streams through the training text, BPTT windows, the state
+    carried (detached) from one window to the next; an epoch is one pass, after which the streams
+    restart from zero state. (A resumed run restarts its streams' state from zero mid-epoch.)"""
+    eval_each_epoch = False
+
+    def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, batch_size: int, bptt: int = BPTT,
+                 progress: bool = False) -> None:
+        L = (len(train_ids) - 1) // batch_size
+        self.xs = train_ids[: batch_size * L].view(batch_size, L)          # (B, L) inputs
+        self.ys = train_ids[1: batch_size * L + 1].view(batch_size, L)     # (B, L) next characters
+        self.val_ids, self.batch_size, self.bptt, self.progress = val_ids, batch_size, bptt, progress
+        self.steps_per_epoch = L // bptt
+        self.state: list | None = None
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"{len(train_ids)} training characters do not fill one window of {batch_size} streams "
+                             f"x {bptt} steps; use more text or a smaller --batch-size")
+
+    def get_batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
+        b = step % self.steps_per_epoch
+        s = slice(b * self.bptt, (b + 1) * self.bptt)
+        return b, self.xs[:, s], self.ys[:, s]
+
+    def loss(self, model: nn.Module, batch: tuple[int, torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        b, x, y = batch
+        if b == 0 or self.state is None:
+            self.state = model.init_state(self.batch_size)
+        out = model.run(x, state=[(h.detach(), yy.detach()) for h, yy in self.state])
+        self.state = out.state
+        loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
+        return loss, {"bpc": loss.detach() / LN2}
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        return eval_bpc(model, self.val_ids, progress=self.progress)
+
+
+class WindowTask:
+    """GPT baseline: random windows of ctx characters; an epoch is len(text) / (batch_size * ctx) steps.
+    A resumed run reseeds its window generator with the step (fresh windows, not the same ones)."""
+    eval_each_epoch = False
+
+    def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, batch_size: int, ctx: int, seed: int,
+                 progress: bool = False) -> None:
+        self.train_ids, self.val_ids, self.batch_size, self.ctx = train_ids, val_ids, batch_size, ctx
+        self.seed, self.progress = seed, progress
+        self.steps_per_epoch = max(1, (len(train_ids) - 1) // (batch_size * ctx))
+        self._gen: torch.Generator | None = None
+
+    def get_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.seed if step == 0 else self.seed * 100003 + step)
+        ix = torch.randint(0, len(self.train_ids) - self.ctx - 1, (self.batch_size,), generator=self._gen).tolist()
+        x = torch.stack([self.train_ids[i:i + self.ctx] for i in ix])               # (B, ctx)
+        y = torch.stack([self.train_ids[i + 1:i + self.ctx + 1] for i in ix])       # (B, ctx)
+        return x, y
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, y = batch
+        logits, _ = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        return loss, {"bpc": loss.detach() / LN2}
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        return eval_bpc(model, self.val_ids, progress=self.progress)
+
+
+# --- training (shared by both models) ---------------------------------------------------------
+
 def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: torch.Tensor, out: Path, *,
              lr: float, batch_size: int, seed: int, time_budget_s: float, max_steps: int | None = None,
-             progress: bool = True, dataset: str = "shakespeare", bptt: int = BPTT) -> dict[str, Any]:
-    """Train for `time_budget_s` seconds (or max_steps), checkpoint, evaluate, write metrics.json."""
-    out.mkdir(parents=True, exist_ok=True)
+             epochs: int = 1, progress: bool = True, dataset: str = "shakespeare", bptt: int = BPTT,
+             threads: int | None = None, resume: bool = False) -> dict[str, Any]:
+    """Train for `time_budget_s` seconds (else max_steps, else `epochs` passes), evaluate, write
+    checkpoint and metrics.json. Schedule: warm-up over 2 % of the run, cosine down to 10 % of lr.
+    threads None: keep torch's current thread count (the command lines pass --threads)."""
+    out = Path(out)
     torch.manual_seed(seed)
-    g = torch.Generator().manual_seed(seed)
     sln = is_sln(model)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0 if sln else 0.1,
-                            betas=(0.9, 0.99))
-    if sln:   # batch_size contiguous streams through the training text, BPTT windows, carried state
-        L = (len(train_ids) - 1) // batch_size
-        xs = train_ids[: batch_size * L].view(batch_size, L)
-        ys = train_ids[1: batch_size * L + 1].view(batch_size, L)
-        state = model.init_state(batch_size)
-        pos = 0
-    t0 = time.time()
-    step, chars, run = 0, 0, None
-    bar = tqdm(total=int(time_budget_s) if time_budget_s else max_steps, disable=not progress,
-               desc=f"train {model.kind}", unit="s" if time_budget_s else "step")
-    last_ckpt = t0
-    while True:
-        el = time.time() - t0
-        if (time_budget_s and el >= time_budget_s) or (max_steps is not None and step >= max_steps):
-            break
-        frac = el / time_budget_s if time_budget_s else step / max(1, max_steps or 1)
-        for grp in opt.param_groups:
-            grp["lr"] = _lr(frac, lr)
-        model.train()
-        if sln:
-            if pos + bptt > L:
-                pos, state = 0, model.init_state(batch_size)
-            x, y = xs[:, pos:pos + bptt], ys[:, pos:pos + bptt]
-            pos += bptt
-            state = [(h.detach(), yy.detach()) for h, yy in state]
-            out = model.run(x, state=state)
-            logits, state = out.logits, out.state
-        else:
-            ctx = model.cfg.ctx
-            ix = torch.randint(0, len(train_ids) - ctx - 1, (batch_size,), generator=g)
-            x = torch.stack([train_ids[i:i + ctx] for i in ix.tolist()])
-            y = torch.stack([train_ids[i + 1:i + ctx + 1] for i in ix.tolist()])
-            logits, _ = model(x)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        chars += y.numel()
-        run = loss.item() if run is None else 0.95 * run + 0.05 * loss.item()
-        if time_budget_s:
-            bar.n = min(int(time.time() - t0), int(time_budget_s))
-            bar.refresh()
-        else:
-            bar.update(1)
-        bar.set_postfix(bpc=f"{run / LN2:.3f}", steps=step)
-        if time.time() - last_ckpt > 120:       # periodic checkpoint, atomic
-            save_lm(out / "checkpoint.safetensors", model, vocab, {"steps": step, "chars": chars})
-            last_ckpt = time.time()
-    bar.close()
-    train_s = time.time() - t0
-    ev = eval_bpc(model, val_ids, progress=progress)
-    save_lm(out / "checkpoint.safetensors", model, vocab, {"steps": step, "chars": chars, "train_seconds": train_s})
-    metrics = {"dataset": dataset, "model": getattr(model.cfg, "name", model.kind), "kind": model.kind,
-               "val_bpc": ev["bpc"], "val_chars": ev["chars"], "train_bpc_running": (run or 0) / LN2,
-               "params": model.num_params(), "train_seconds": train_s, "steps": step, "train_chars": chars,
-               "threads": torch.get_num_threads(), "seed": seed, "lr": lr, "batch_size": batch_size,
-               "config": model.cfg.to_dict() if sln else asdict(model.cfg)}
+    task: StreamTask | WindowTask = (StreamTask(train_ids, val_ids, batch_size, bptt, progress) if sln
+                                     else WindowTask(train_ids, val_ids, batch_size, model.cfg.ctx, seed, progress))
+    steps = max_steps if max_steps is not None else task.steps_per_epoch * epochs
+    spec = TrainSpec(lr=lr, weight_decay=0.0 if sln else 0.1, betas=(0.9, 0.99), epochs=epochs,
+                     time_budget_s=time_budget_s, max_steps=max_steps, warmup_steps=max(1, steps // 50),
+                     warmup_frac=0.02, floor=0.1)
+    opts = RunOptions(dataset=dataset, out=out, resume=resume, progress=progress,
+                      threads=threads or torch.get_num_threads())
+    res = fit(model, task, spec, opts, {"vocab": vocab.chars, "dataset": dataset})
+    ev = res.final
+    metrics = {"dataset": dataset, "model": getattr(model.cfg, "name", _kind(model)), "kind": _kind(model),
+               "val_bpc": ev["bpc"], "val_chars": ev["chars"], "train_bpc_running": res.running.get("bpc", 0.0),
+               "params": model.num_params(), "train_seconds": res.train_seconds, "steps": res.steps,
+               "train_chars": res.steps * batch_size * (bptt if sln else model.cfg.ctx),
+               "threads": res.threads, "seed": seed, "lr": lr, "batch_size": batch_size,
+               "time_budget_s": time_budget_s, "config": model.cfg.to_dict() if sln else asdict(model.cfg)}
     if sln:
         metrics.update({"active_fraction": [ev["active_fraction"]], "k": model.cfg.k, "n_neurons": model.cfg.n_neurons,
                         "epochs": model.cfg.epochs, "test_accuracy": None})
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    write_metrics(out, metrics)
     return metrics
 
 
 def train_shakespeare(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
-    """`python train.py --dataset shakespeare --model sln-lm-small` (budget: cfg.time_budget_s)."""
-    if opts.resume:
-        raise SystemExit("--resume is not supported for --dataset shakespeare (the run is time-budgeted)")
-    torch.set_num_threads(int(os.environ.get("SLN_THREADS", os.cpu_count() or 1)))
+    """`python train.py --dataset shakespeare --model sln-lm-small` (budget: cfg.time_budget_s; 0 = cfg.epochs)."""
     vocab, tr, va = prepare(opts.data_dir)
     if opts.limit_train:
         tr = tr[: opts.limit_train]
     if opts.limit_test:
         va = va[: opts.limit_test]
-    cfg = cfg.replace(input_size=len(vocab), n_classes=len(vocab))
+    cfg = resume_config(cfg.replace(input_size=len(vocab), n_classes=len(vocab)), opts)
     torch.manual_seed(cfg.seed)
     model = SLN(cfg)
     init_unigram_bias(model, tr)
     budget = cfg.time_budget_s
+    out = Path(opts.out or Path("runs") / f"shakespeare-{cfg.name}")
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
           f"{model.num_params():,} params; shakespeare {len(tr):,} train / {len(va):,} val chars, vocab {len(vocab)}; "
-          + (f"budget {budget:.0f} s" if budget else f"{cfg.epochs} epoch(s)"))
-    steps = None
-    if not budget:
-        steps = cfg.epochs * ((len(tr) - 1) // cfg.batch_size // BPTT)
-    m = train_lm(model, vocab, tr, va, Path(opts.out), lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                 time_budget_s=budget, max_steps=steps, progress=opts.progress)
+          + (f"budget {budget:.0f} s" if budget else f"{cfg.epochs} epoch(s)")
+          + f", {resolve_threads(opts.threads)} threads")
+    m = train_lm(model, vocab, tr, va, out, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                 time_budget_s=budget, epochs=cfg.epochs, progress=opts.progress, threads=resolve_threads(opts.threads),
+                 resume=opts.resume)
     print(f"val bits/char {m['val_bpc']:.3f}  active/step {100 * m['active_fraction'][0]:.2f}%  "
           f"({m['steps']} steps, {m['train_seconds']:.0f} s)")
     return m
@@ -235,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     gp.add_argument("--out", type=Path, default=Path("runs/shakespeare-gpt-baseline"))
     gp.add_argument("--data-dir", type=Path, default=None)
     gp.add_argument("--no-progress", action="store_true")
+    gp.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
+    gp.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (rest of the budget)")
     a = p.parse_args(argv)
     from .config import get_config
-    torch.set_num_threads(int(os.environ.get("SLN_THREADS", os.cpu_count() or 1)))
     vocab, tr, va = prepare(a.data_dir)
     scfg = get_config(a.match).replace(input_size=len(vocab), n_classes=len(vocab))
     target = SLN(scfg).num_params()
@@ -248,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GPT baseline d={gcfg.d_model} L={gcfg.n_layers} H={gcfg.n_heads} ctx={gcfg.ctx}: {model.num_params():,} "
           f"params (SLN {a.match}: {target:,}); budget {a.seconds:.0f} s")
     m = train_lm(model, vocab, tr, va, a.out, lr=a.lr, batch_size=a.batch_size, seed=a.seed,
-                 time_budget_s=a.seconds, progress=not a.no_progress)
+                 time_budget_s=a.seconds, progress=not a.no_progress, threads=resolve_threads(a.threads),
+                 resume=a.resume)
     print(json.dumps({k: m[k] for k in ("val_bpc", "params", "steps", "train_seconds")}, indent=2))
     return 0
 

@@ -1,25 +1,27 @@
-"""Sequence tasks for `python train.py`: UCR/UEA time series and the Shakespeare character LM.
+"""Time-series classification (UCR/UEA): the task, the trainer and the transformer baseline.
 
 Trainer of the UCR/UEA datasets (basicmotions, japanesevowels, gunpoint, italypowerdemand) for
 `python train.py --dataset NAME` (looked up in sln.train_cli.TRAINERS); configs sln-ts-small and
-sln-ts-dense live in sln/config.py.
+sln-ts-dense live in sln/config.py. The model is `sln.model.SLN`: its forward(x, dt, lengths)
+averages the top layer's output over each series' valid steps.
 
-Time-series training mirrors sln/train.py: deterministic per-epoch shuffles, warm-up+cosine
-`lr_at`, a safetensors checkpoint each epoch (`--resume` continues), metrics.json. After
-training, the test set is evaluated regularly sampled and with 30 % / 50 % of the steps
-dropped at random (`sln.timeseries.drop_steps`), once passing the true elapsed dt to the
-liquid cells and once passing dt = 1 (the model is not told steps are missing). Each drop
-rate is averaged over DROP_DRAWS fixed random draws, the same draws for every model
-(`python -m sln.sequence_tasks transformer ...` evaluates the transformer baseline on them).
+Training goes through the one loop (`sln.train.fit`): deterministic per-epoch batches, the
+warm-up + cosine `lr_at` (warm-up over 5 % of the steps), a checkpoint each epoch (`--resume`
+continues bit-identically), metrics.json. After training, the test set is evaluated regularly
+sampled and with 30 % / 50 % of the steps dropped at random (`sln.timeseries.drop_steps`), once
+passing the true elapsed dt to the liquid cells and once passing dt = 1 (the model is not told
+steps are missing). Each drop rate is averaged over DROP_DRAWS fixed random draws, the same
+draws for every model (`python -m sln.sequence_tasks transformer ...` evaluates the transformer
+baseline on them, trained by the same loop on the same batches).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
-import os
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,70 +29,72 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from .checkpoint import save_checkpoint
 from .config import SLNConfig
 from .model import SLN
+from .tasks.classify import describe, evaluate_classifier
 from .timeseries import DATASETS, TSSplits, drop_steps, load_ts_dataset
-from .train import RunOptions, lr_at, restore
+from .train import RunOptions, TrainSpec, classify_metrics, fit, resolve_threads, resume_config, write_metrics
 
 CKPT = "checkpoint.safetensors"
 DROP_RATES = (0.3, 0.5)
 DROP_DRAWS = 5          # random draws of dropped steps per rate, averaged
 
 
-# --- SLN over padded sequences ----------------------------------------------------------------
+# --- the task ---------------------------------------------------------------------------------
 
-def seq_forward(model: SLN, x: torch.Tensor, dt: torch.Tensor | float | None = None,
-                lengths: torch.Tensor | None = None, return_activity: bool = False):
-    """SLN.forward with variable lengths: x (B, T, D), dt None/float/(B, T), lengths (B,) -> logits (B, C).
+class SeriesTask:
+    """Shuffled batches of padded series; with train_drop > 0 each batch drops a random share in
+    [0, train_drop) of its steps (irregular-sampling augmentation, true dt / times passed).
 
-    The readout averages the top layer's sparse output over each series' valid steps only
-    (for equal lengths this is exactly SLN.forward). Boost duty cycles count valid steps only.
+    Epoch e draws its permutation, drop shares and dropped steps from one generator seeded with
+    (seed, e), so epoch e is reproducible on its own (resume). The SLN reads (x, dt, lengths),
+    the transformer (x, times, lengths).
     """
-    B, T, _ = x.shape
-    N = model.cfg.n_neurons
-    lengths = torch.full((B,), T, dtype=torch.long) if lengths is None else lengths
-    valid = torch.arange(T)[None, :] < lengths[:, None]              # (B, T)
-    state = model.init_state(B)
-    acc = torch.zeros(B, N)
-    wins = [torch.zeros(N) for _ in model.cells]
-    act_sum = [0.0 for _ in model.cells]
-    fired = [torch.zeros(N, dtype=torch.bool) for _ in model.cells]
-    for t in range(T):
-        dt_t = 1.0 if dt is None else (dt[:, t] if isinstance(dt, torch.Tensor) else dt)
-        y, state, masks = model.step(x[:, t], state, dt_t)
-        v = valid[:, t, None]                                       # (B, 1)
-        acc = acc + y * v
-        for i, (m, s) in enumerate(zip(masks, state, strict=True)):
-            wins[i] += (m & v).float().sum(0)
-            nz = (s[1].detach() != 0) & v
-            act_sum[i] += nz.float().sum().item() / N
-            fired[i] |= nz.any(0)
-    n_valid = valid.sum()
-    if model.training:
-        for cell, w in zip(model.cells, wins, strict=True):
-            cell.update_boost(w / n_valid)
-    logits = model.readout(acc / lengths[:, None].float())
-    if return_activity:
-        return logits, [a / n_valid.item() for a in act_sum], fired
-    return logits
+
+    def __init__(self, data: TSSplits, batch_size: int, seed: int, train_drop: float, transformer: bool = False,
+                 eval_each_epoch: bool = True) -> None:
+        self.data, self.batch_size, self.seed, self.train_drop = data, batch_size, seed, train_drop
+        self.transformer, self.eval_each_epoch = transformer, eval_each_epoch
+        n = len(data.x_train)
+        self.steps_per_epoch = math.ceil(n / batch_size)
+        self.regular_t = torch.arange(data.x_train.shape[1])[None].expand(n, -1)       # (n, T) step indices
+        self._epoch, self._perm, self._gen = -1, torch.empty(0, dtype=torch.long), torch.Generator()
+
+    def get_batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """-> x (B, T, D), dt None or (B, T), lengths (B,), times (B, T), labels (B,)."""
+        epoch, b = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._gen = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+            self._perm = torch.randperm(len(self.data.x_train), generator=self._gen)
+            self._epoch = epoch
+        g, d = self._gen, self.data
+        idx = self._perm[b * self.batch_size:(b + 1) * self.batch_size]
+        x, dt, lengths, times = d.x_train[idx], None, d.len_train[idx], self.regular_t[idx]
+        if self.train_drop > 0:
+            x, dt, lengths, times = drop_steps(x, lengths, float(torch.rand(1, generator=g)) * self.train_drop, g)
+        return x, dt, lengths, times, d.y_train[idx]
+
+    def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x, dt, lengths, times, y = batch
+        logits = model(x, times, lengths) if self.transformer else model(x, dt, lengths)
+        return F.cross_entropy(logits, y), {"acc": (logits.detach().argmax(1) == y).float().mean()}
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]:
+        d = self.data
+        if self.transformer:
+            return {"accuracy": transformer_accuracy(model, d.x_test, None, d.len_test, d.y_test)}
+        return evaluate_ts(model, d.x_test, d.len_test, d.y_test)
+
+    def describe(self, ev: dict[str, Any]) -> str:
+        return f"test acc {100 * ev['accuracy']:.2f}%" if self.transformer else describe(ev)
 
 
-@torch.no_grad()
 def evaluate_ts(model: SLN, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor,
                 dt: torch.Tensor | None = None, batch: int = 256) -> dict[str, Any]:
-    model.eval()
-    correct, act, fired = 0, [0.0] * model.cfg.n_layers, None
-    for s in range(0, len(x), batch):
-        d = None if dt is None else dt[s:s + batch]
-        logits, a, f = seq_forward(model, x[s:s + batch], d, lengths[s:s + batch], return_activity=True)
-        correct += (logits.argmax(1) == y[s:s + batch]).sum().item()
-        act = [p + q * len(logits) for p, q in zip(act, a, strict=True)]
-        fired = f if fired is None else [p | q for p, q in zip(fired, f, strict=True)]
-    return {"accuracy": correct / len(x), "active_fraction": [a / len(x) for a in act],
-            "dead_fraction": [1.0 - f.float().mean().item() for f in fired]}
+    """Accuracy and activity of an SLN on padded series x (n, T, D) with lengths (n,), labels (n,)."""
+    return evaluate_classifier(model, ((x[s:s + batch], None if dt is None else dt[s:s + batch],
+                                        lengths[s:s + batch], y[s:s + batch]) for s in range(0, len(x), batch)))
 
 
 def dropped_views(data: TSSplits, drop: float) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -102,17 +106,28 @@ def dropped_views(data: TSSplits, drop: float) -> list[tuple[torch.Tensor, torch
     return out
 
 
-def irregular_eval_sln(model: SLN, data: TSSplits) -> dict[str, Any]:
-    """Accuracy on the dropped-step test views: with the true dt and with dt = 1."""
+def irregular_eval(accuracy: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None], float],
+                   data: TSSplits) -> dict[str, Any]:
+    """Accuracy on the dropped-step test views, told the true timing and not told.
+
+    accuracy(x, dt, lengths, times): dt (B, T) true elapsed steps or None (= 1); times (B, T) the
+    kept steps' original indices or None (re-indexed 0..T'-1). The SLN reads dt, the transformer times.
+    """
     res: dict[str, Any] = {}
     for drop in DROP_RATES:
-        with_dt, without = [], []
-        for xd, dtd, ld, _ in dropped_views(data, drop):
-            with_dt.append(evaluate_ts(model, xd, ld, data.y_test, dt=dtd)["accuracy"])
-            without.append(evaluate_ts(model, xd, ld, data.y_test, dt=None)["accuracy"])
-        res[f"drop{int(drop * 100)}"] = {"with_dt": float(np.mean(with_dt)), "without_dt": float(np.mean(without)),
-                                         "with_dt_draws": with_dt, "without_dt_draws": without}
+        with_t, without = [], []
+        for xd, dtd, ld, times in dropped_views(data, drop):
+            with_t.append(accuracy(xd, dtd, ld, times))
+            without.append(accuracy(xd, None, ld, None))
+        res[f"drop{int(drop * 100)}"] = {"with_dt": float(np.mean(with_t)), "without_dt": float(np.mean(without)),
+                                         "with_dt_draws": with_t, "without_dt_draws": without}
     return res
+
+
+def irregular_eval_sln(model: SLN, data: TSSplits) -> dict[str, Any]:
+    """Accuracy on the dropped-step test views: with the true dt and with dt = 1."""
+    return irregular_eval(lambda x, dt, lengths, _t: evaluate_ts(model, x, lengths, data.y_test, dt=dt)["accuracy"],
+                          data)
 
 
 def _fit_cfg(cfg: SLNConfig, data: TSSplits) -> SLNConfig:
@@ -123,82 +138,48 @@ def _fit_cfg(cfg: SLNConfig, data: TSSplits) -> SLNConfig:
     return cfg
 
 
+def limit_data(data: TSSplits, limit_train: int | None, limit_test: int | None) -> TSSplits:
+    """The first n training / test series (tests, smoke runs)."""
+    if limit_train:
+        data.x_train, data.len_train, data.y_train = (t[:limit_train] for t in (data.x_train, data.len_train,
+                                                                                 data.y_train))
+    if limit_test:
+        data.x_test, data.len_test, data.y_test = (t[:limit_test] for t in (data.x_test, data.len_test, data.y_test))
+    return data
+
+
+def ts_spec(lr: float, weight_decay: float, epochs: int, steps_per_epoch: int, time_budget_s: float = 0.0
+            ) -> TrainSpec:
+    """Time series (SLN and transformer): warm-up over the first 5 % of the steps (at least one)."""
+    return TrainSpec(lr=lr, weight_decay=weight_decay, epochs=epochs, time_budget_s=time_budget_s,
+                     warmup_steps=max(1, steps_per_epoch * epochs // 20))
+
+
 def train_timeseries(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
-    torch.set_num_threads(int(os.environ.get("SLN_THREADS", os.cpu_count() or 1)))
-    out = Path(opts.out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_ts_dataset(opts.dataset, opts.data_dir)
-    if opts.limit_train:
-        data.x_train, data.len_train, data.y_train = (t[: opts.limit_train] for t in
-                                                      (data.x_train, data.len_train, data.y_train))
-    if opts.limit_test:
-        data.x_test, data.len_test, data.y_test = (t[: opts.limit_test] for t in
-                                                   (data.x_test, data.len_test, data.y_test))
-    cfg = _fit_cfg(cfg, data)
+    """`python train.py --dataset basicmotions|gunpoint|japanesevowels|italypowerdemand --model sln-ts-small`."""
+    out = Path(opts.out or Path("runs") / f"{opts.dataset}-{cfg.name}")
+    opts = dataclasses.replace(opts, out=out)
+    data = limit_data(load_ts_dataset(opts.dataset, opts.data_dir), opts.limit_train, opts.limit_test)
+    cfg = resume_config(_fit_cfg(cfg, data), opts)
     torch.manual_seed(cfg.seed)
     model = SLN(cfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n = len(data.x_train)
-    steps_per_epoch = math.ceil(n / cfg.batch_size)
-    total = steps_per_epoch * cfg.epochs
-    warmup = max(1, total // 20)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    ckpt = out / CKPT
-    if opts.resume:
-        model, opt, start_epoch, history = restore(ckpt, cfg)
-        cfg = model.cfg
-        total = steps_per_epoch * cfg.epochs
+    task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    n = len(data.x_train)
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
           f"{model.num_params():,} params, {opts.dataset}: {n} train / {len(data.x_test)} test, "
-          f"D={cfg.input_size}, T<={data.x_train.shape[1]}, {len(data.class_names)} classes")
-    bar = tqdm(range(start_epoch, cfg.epochs), desc="epochs", disable=not opts.progress)
-    for epoch in bar:
-        model.train()
-        g = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
-        perm = torch.randperm(n, generator=g)
-        t0 = time.time()
-        losses = []
-        for b in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + b
-            for grp in opt.param_groups:
-                grp["lr"] = lr_at(step, total, cfg.lr, warmup)
-            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x, dt, lengths = data.x_train[idx], None, data.len_train[idx]
-            if cfg.train_drop > 0:   # irregular-sampling augmentation, true dt passed
-                x, dt, lengths, _ = drop_steps(x, lengths, float(torch.rand(1, generator=g)) * cfg.train_drop, g)
-            logits = seq_forward(model, x, dt, lengths)
-            loss = F.cross_entropy(logits, data.y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(loss.item())
-        secs = time.time() - t0
-        ev = evaluate_ts(model, data.x_test, data.len_test, data.y_test)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "seconds": secs, **ev})
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", test_acc=f"{ev['accuracy']:.3f}",
-                        active=f"{100 * ev['active_fraction'][-1]:.1f}%")
-        save_checkpoint(ckpt, model, opt, {"epoch": epoch + 1, "history": history, "dataset": opts.dataset})
-    last = history[-1]
+          f"D={cfg.input_size}, T<={data.x_train.shape[1]}, {len(data.class_names)} classes, "
+          f"{resolve_threads(opts.threads)} threads")
+    spec = ts_spec(cfg.lr, cfg.weight_decay, cfg.epochs, task.steps_per_epoch, cfg.time_budget_s)
+    res = fit(model, task, spec, opts, {"dataset": opts.dataset})
     irregular = irregular_eval_sln(model, data)
-    print(f"test accuracy {100 * last['accuracy']:.2f}%  active/step "
-          + " ".join(f"L{i}={100 * a:.2f}%" for i, a in enumerate(last["active_fraction"])))
     for k, v in irregular.items():
         print(f"  {k}: with dt {100 * v['with_dt']:.2f}%   without dt {100 * v['without_dt']:.2f}%")
-    metrics = {
-        "dataset": opts.dataset, "model": cfg.name, "epochs": cfg.epochs,
-        "test_accuracy": last["accuracy"], "active_fraction": last["active_fraction"],
-        "dead_fraction": last["dead_fraction"], "params": model.num_params(), "k": cfg.k,
-        "n_neurons": cfg.n_neurons, "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])),
-        "seed": cfg.seed, "threads": torch.get_num_threads(), "train_series": n,
-        "test_series": len(data.x_test), "irregular": irregular, "drop_draws": DROP_DRAWS,
-        "history": history, "config": cfg.to_dict(),
-    }
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    metrics = {**classify_metrics(cfg, model, res, opts.dataset), "train_series": n,
+               "test_series": len(data.x_test), "irregular": irregular, "drop_draws": DROP_DRAWS,
+               "history": res.history, "config": cfg.to_dict()}
+    write_metrics(out, metrics)
     return metrics
 
 
@@ -235,56 +216,35 @@ class TSTransformer(nn.Module):
         return self.head(h)
 
 
+@torch.no_grad()
+def transformer_accuracy(model: nn.Module, x: torch.Tensor, times: torch.Tensor | None, lengths: torch.Tensor,
+                         y: torch.Tensor) -> float:
+    """times None: the regular step indices 0..T-1."""
+    model.eval()
+    if times is None:
+        times = torch.arange(x.shape[1])[None].expand(len(x), -1)
+    return (model(x, times, lengths).argmax(1) == y).float().mean().item()
+
+
 def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3, batch_size: int = 16,
                                seed: int = 0, data_dir: Path | None = None, d_model: int = 64,
-                               train_drop: float = 0.6, progress: bool = True) -> dict[str, Any]:
-    """Train on regular sequences, evaluate regular and on the same dropped-step views as SLN."""
-    data = load_ts_dataset(dataset, data_dir)
+                               train_drop: float = 0.6, progress: bool = True, threads: int | None = None,
+                               limit_train: int | None = None, limit_test: int | None = None) -> dict[str, Any]:
+    """Train on the same (thinned) batches as SLN, evaluate regular and on the same dropped-step views.
+    threads None: keep torch's current thread count (the command line passes --threads)."""
+    data = limit_data(load_ts_dataset(dataset, data_dir), limit_train, limit_test)
     torch.manual_seed(seed)
     model = TSTransformer(data.x_train.shape[2], len(data.class_names), d_model=d_model)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    n = len(data.x_train)
-    spe = math.ceil(n / batch_size)
-    total = spe * epochs
-    regular_t = torch.arange(data.x_train.shape[1])[None].expand(n, -1)
-    t0 = time.time()
-    for epoch in tqdm(range(epochs), desc="transformer", disable=not progress):
-        model.train()
-        g = torch.Generator().manual_seed(seed * 100003 + epoch)
-        perm = torch.randperm(n, generator=g)
-        for b in range(spe):
-            for grp in opt.param_groups:
-                grp["lr"] = lr_at(epoch * spe + b, total, lr, max(1, total // 20))
-            idx = perm[b * batch_size:(b + 1) * batch_size]
-            x, times, lengths = data.x_train[idx], regular_t[idx], data.len_train[idx]
-            if train_drop > 0:       # the same augmentation as SLN's, with the true times
-                x, _, lengths, times = drop_steps(x, lengths, float(torch.rand(1, generator=g)) * train_drop, g)
-            loss = F.cross_entropy(model(x, times, lengths), data.y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-    secs = time.time() - t0
-    model.eval()
-
-    @torch.no_grad()
-    def acc(x: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor) -> float:
-        return (model(x, times, lengths).argmax(1) == data.y_test).float().mean().item()
-
+    task = SeriesTask(data, batch_size, seed, train_drop, transformer=True, eval_each_epoch=False)
+    res = fit(model, task, ts_spec(lr, 0.01, epochs, task.steps_per_epoch),
+              RunOptions(dataset=dataset, out=None, progress=progress, threads=threads or torch.get_num_threads()))
     params = sum(p.numel() for p in model.parameters())
-    res: dict[str, Any] = {"dataset": dataset, "model": "transformer", "params": params, "train_drop": train_drop,
-                           "epochs": epochs, "train_seconds": secs,
-                           "test_accuracy": acc(data.x_test, torch.arange(data.x_test.shape[1])[None].expand(
-                               len(data.x_test), -1), data.len_test), "irregular": {}}
-    for drop in DROP_RATES:
-        # true times of the kept steps (the transformer's analogue of dt) vs re-indexed 0..T'-1
-        with_t = [acc(xd, times, ld) for xd, _, ld, times in dropped_views(data, drop)]
-        no_t = [acc(xd, torch.arange(xd.shape[1])[None].expand(len(xd), -1), ld)
-                for xd, _, ld, _ in dropped_views(data, drop)]
-        res["irregular"][f"drop{int(drop * 100)}"] = {"with_dt": float(np.mean(with_t)),
-                                                      "without_dt": float(np.mean(no_t)),
-                                                      "with_dt_draws": with_t, "without_dt_draws": no_t}
-    return res
+    # the kept steps' true times (the transformer's analogue of dt) vs re-indexed 0..T'-1
+    irregular = irregular_eval(lambda x, _dt, lengths, times: transformer_accuracy(model, x, times, lengths,
+                                                                                    data.y_test), data)
+    return {"dataset": dataset, "model": "transformer", "params": params, "train_drop": train_drop,
+            "epochs": epochs, "train_seconds": res.train_seconds, "threads": res.threads,
+            "test_accuracy": res.final["accuracy"], "irregular": irregular}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--train-drop", type=float, default=0.6, help="as SLNConfig.train_drop (0 = regular only)")
     t.add_argument("--json", type=Path, default=None, help="write the results here")
+    t.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bars")
     n = sub.add_parser("nn1", help="1-NN Euclidean test accuracy (the archives' straw-man baseline)")
     n.add_argument("--dataset", default="basicmotions", choices=sorted(DATASETS))
     a = p.parse_args(argv)
@@ -306,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         from .timeseries import nn1_euclidean_accuracy
         print(f"{a.dataset}: 1-NN Euclidean test accuracy {100 * nn1_euclidean_accuracy(a.dataset):.2f} %")
         return 0
-    torch.set_num_threads(int(os.environ.get("SLN_THREADS", os.cpu_count() or 1)))
     res = train_transformer_baseline(a.dataset, a.epochs, a.lr, seed=a.seed, d_model=a.d_model,
-                                     train_drop=a.train_drop)
+                                     train_drop=a.train_drop, progress=not a.no_progress,
+                                     threads=resolve_threads(a.threads))
     print(json.dumps({k: v for k, v in res.items()}, indent=2))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
     p.add_argument("--limit-test", type=int, default=None, help="use only the first N test examples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
     g = p.add_argument_group("model/training config overrides (default: the named model's value)")
     hints = typing.get_type_hints(SLNConfig)
     for f in dataclasses.fields(SLNConfig):

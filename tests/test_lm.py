@@ -2,35 +2,24 @@
 from __future__ import annotations
 
 import io
+import json
+import math
 from contextlib import redirect_stdout
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from conftest import skip_or_fail_in_ci
+from conftest import TinyLM, skip_or_fail_in_ci
 
 from sln.config import get_config
 from sln.data import DataError
 from sln.generate import generate
 from sln.generate import main as generate_main
-from sln.lm import (
-    GPTLM,
-    LN2,
-    N_FILES,
-    SLNLM,
-    VAL_PLAYS,
-    GPTConfig,
-    Vocab,
-    ensure_shakespeare,
-    eval_bpc,
-    gpt_config_for_params,
-    init_unigram_bias,
-    load_lm,
-    load_texts,
-    save_lm,
-    split_texts,
-    train_lm,
-)
+from sln.gpt import GPTLM, GPTConfig, gpt_config_for_params
+from sln.lm import LN2, eval_bpc, load_lm, save_lm, train_lm
+from sln.model import SLN
+from sln.text import N_FILES, VAL_PLAYS, Vocab, ensure_shakespeare, load_texts, split_texts
 
 
 @pytest.fixture(scope="module")
@@ -58,37 +47,46 @@ def test_vocab_roundtrip_and_unknown_char() -> None:
         v.encode("abz")
 
 
-def test_tiny_lm_learns_real_text(texts: dict[str, str], tmp_path: Path) -> None:
+def test_tiny_lm_learns_real_text(tiny_lm: TinyLM) -> None:
     """A 200-neuron SLN LM (k = 6) on 16 KB of Lear for 100 steps: validation (Hamlet, 4 KB) < 3.8 bits/char.
 
     It starts from the unigram readout bias (about 4.4-4.6 bits/char on this slice; a uniform
     guess is log2(84) = 6.39), so getting below 3.8 needs the liquid state to carry context
-    (measured: 3.63 after 100 steps).
+    (measured: 3.6 after 100 steps).
     """
-    torch.set_num_threads(1)   # small matrices: one thread is fastest, and robust on a shared machine
-    vocab = Vocab.from_texts(texts)
-    tr = vocab.encode(texts["lear_gut.txt"][20_000:36_000])
-    va = vocab.encode(texts["hamlet_gut.txt"][20_000:24_000])
-    cfg = get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab))
-    torch.manual_seed(0)
-    model = SLNLM(cfg)
-    init_unigram_bias(model, tr)
-    before = eval_bpc(model, va, streams=8)["bpc"]
-    m = train_lm(model, vocab, tr, va, tmp_path, lr=0.02, batch_size=8, seed=0, time_budget_s=0,
-                 max_steps=100, progress=False, bptt=128)
-    assert before > 4.2, before
+    m = tiny_lm.metrics
+    assert tiny_lm.before_bpc > 4.2, tiny_lm.before_bpc
     assert m["val_bpc"] < 3.8, m["val_bpc"]
-    assert (tmp_path / "checkpoint.safetensors").is_file() and (tmp_path / "metrics.json").is_file()
-    # the checkpoint reloads to the same model
-    model2, vocab2, _ = load_lm(tmp_path / "checkpoint.safetensors")
-    assert vocab2.chars == vocab.chars
-    assert eval_bpc(model2, va, streams=8)["bpc"] == pytest.approx(eval_bpc(model, va, streams=8)["bpc"], abs=1e-6)
+    assert m["steps"] == 100 and m["train_chars"] == 100 * 8 * 128
+    assert json.loads((tiny_lm.out / "metrics.json").read_text())["val_bpc"] == m["val_bpc"]
+    # the checkpoint reloads to the same model, with the vocabulary in its training state
+    model2, vocab2, state = load_lm(tiny_lm.out / "checkpoint.safetensors")
+    assert vocab2.chars == tiny_lm.vocab.chars and state["step"] == 100
+    va = tiny_lm.val_ids
+    assert eval_bpc(model2, va, streams=8)["bpc"] == pytest.approx(eval_bpc(tiny_lm.model, va, streams=8)["bpc"],
+                                                                   abs=1e-6)
 
 
-def _random_lms() -> tuple[Vocab, SLNLM, GPTLM]:
+def test_lm_time_budget_stops_and_threads_are_honoured(tiny_lm: TinyLM, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1.5 s budget ends the run after 1.5 s of training (not after epochs), and the explicit
+    thread count wins over $SLN_THREADS and torch's previous setting."""
+    monkeypatch.setenv("SLN_THREADS", "2")
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = SLN(tiny_lm.model.cfg)
+    m = train_lm(model, tiny_lm.vocab, tiny_lm.train_ids, tiny_lm.val_ids[:1000], tmp_path, lr=0.02, batch_size=8,
+                 seed=0, time_budget_s=1.5, epochs=1000, progress=False, bptt=32, threads=1)
+    assert 1.5 <= m["train_seconds"] < 3.0, m["train_seconds"]
+    assert 0 < m["steps"] < 1000 * ((len(tiny_lm.train_ids) - 1) // 8 // 32)
+    assert m["threads"] == 1 and torch.get_num_threads() == 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == m["steps"]
+
+
+def _random_lms() -> tuple[Vocab, SLN, GPTLM]:
     vocab = Vocab("\n !',.:;?ABCDEJMORUabcdefghilmnorstuwy")
     torch.manual_seed(0)
-    s = SLNLM(get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab), n_neurons=64))
+    s = SLN(get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab), n_neurons=64))
     g = GPTLM(GPTConfig(vocab_size=len(vocab), d_model=32, n_layers=2, n_heads=2, ctx=16))
     return vocab, s.eval(), g.eval()
 
@@ -127,7 +125,7 @@ def test_gpt_kv_cache_equals_full_forward() -> None:
 
 def test_gpt_sized_to_sln_params() -> None:
     cfg = get_config("sln-lm-small").replace(input_size=84, n_classes=84)
-    target = SLNLM(cfg).num_params()
+    target = SLN(cfg).num_params()
     g = GPTLM(gpt_config_for_params(target, 84))
     assert abs(g.num_params() - target) / target < 0.08
 
@@ -141,19 +139,23 @@ def test_corrupt_corpus_is_rejected(tmp_path: Path) -> None:
         ensure_shakespeare(tmp_path)
 
 
-def test_bpc_is_nats_over_ln2() -> None:
-    assert abs(LN2 - 0.6931471805599453) < 1e-12
-
-
-def test_ops_per_token_sln_constant_gpt_grows() -> None:
-    from sln.lm_bench import gpt_ops_per_token, sln_ops_per_token
-    cfg = get_config("sln-lm-small").replace(input_size=84, n_classes=84)
-    s = SLNLM(cfg)
-    ops = sln_ops_per_token(s)
-    N, k = cfg.n_neurons, cfg.k
-    assert ops["macs"] == 2 * N * k + k * 84          # winners' recurrent columns + readout of the winners
-    g = GPTLM(gpt_config_for_params(s.num_params(), 84))
-    d, L = g.cfg.d_model, g.cfg.n_layers
-    m64, m1024 = gpt_ops_per_token(g, 64)["macs"], gpt_ops_per_token(g, 1024)["macs"]
-    assert m1024 - m64 == L * 2 * (1024 - 64) * d      # attention grows linearly with the context
-    assert m64 == L * (12 * d * d + 2 * 64 * d) + 84 * d
+def test_bpc_is_nats_over_ln2_against_counted_entropy() -> None:
+    """A model with a zero readout weight predicts softmax(bias) at every step: eval_bpc must equal
+    the cross-entropy in bits computed here from character counts (numpy, log2), for both models."""
+    vocab, s, g = _random_lms()
+    text = "ROMEO: O, she doth teach the torches to burn bright!\nOh, no, no: that is me.\n" * 3
+    ids = vocab.encode(text)
+    counts = np.bincount(ids.numpy(), minlength=len(vocab)) + 1.0
+    p = counts / counts.sum()
+    with torch.no_grad():
+        s.readout.weight.zero_()
+        s.readout.bias.copy_(torch.from_numpy(np.log(p)).float())
+    streams = 4
+    L = (len(ids) - 1) // streams
+    targets = ids[1: streams * L + 1].numpy()
+    want = -np.log2(p[targets]).mean()
+    assert eval_bpc(s, ids, streams=streams)["bpc"] == pytest.approx(want, rel=1e-5)
+    with torch.no_grad():                        # GPT with zero embeddings: uniform, log2(V) bits
+        g.tok.weight.zero_()
+    assert eval_bpc(g, ids)["bpc"] == pytest.approx(math.log2(len(vocab)), rel=1e-6)
+    assert LN2 == pytest.approx(math.log(2.0), rel=1e-15)

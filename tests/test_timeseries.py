@@ -1,8 +1,10 @@
 """The .ts reader, the time-series data path, and dt semantics against a float64 reference."""
 from __future__ import annotations
 
+import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,6 @@ from conftest import skip_or_fail_in_ci
 from sln.config import SLNConfig
 from sln.data import DataError
 from sln.model import SLN
-from sln.sequence_tasks import seq_forward
 from sln.timeseries import DATASETS, TSFormatError, drop_steps, ensure_ts, parse_ts, read_ts
 
 FIX = Path(__file__).parent / "fixtures" / "ts"
@@ -167,7 +168,7 @@ def test_dropped_steps_follow_equations_with_true_dt() -> None:
     assert max(np.abs(a[0] - b[0]).max() for a, b in zip(ref, ref_dt1, strict=True)) > 1e-2
     # and the sequence readout uses it: logits equal readout(mean_t y_t) of the reference
     with torch.no_grad():
-        logits = seq_forward(m, xd, dt, ld)
+        logits = m(xd, dt, ld)
     mean_y = np.mean([r[1] for r in ref], axis=0)
     want = m.readout.weight.detach().double().numpy() @ mean_y + m.readout.bias.detach().double().numpy()
     np.testing.assert_allclose(logits[0].double().numpy(), want, rtol=1e-4, atol=1e-5)
@@ -190,16 +191,22 @@ def test_one_long_step_equals_two_short_steps_without_recurrence() -> None:
     assert (h_long - h0[0]).abs().max() > 1e-2
 
 
-def test_seq_forward_equals_model_forward_for_equal_lengths() -> None:
+def test_padding_does_not_change_logits_or_boost() -> None:
+    """Variable lengths: each series' logits equal the unpadded series' own, whatever the padding
+    holds, and the win counts behind the boost update cover valid steps only."""
     m = _small_model()
-    x = torch.randn(3, 9, 1)
-    dt = torch.rand(3, 9) * 3
+    lengths = torch.tensor([9, 4, 6])
+    x, dt = torch.randn(3, 9, 1), torch.rand(3, 9) * 3
     with torch.no_grad():
-        torch.testing.assert_close(seq_forward(m, x, dt, torch.tensor([9, 9, 9])), m(x, dt))
-        # padded steps after a series' length do not change its logits
-        xp = torch.cat([x, torch.randn(3, 4, 1)], 1)
-        dtp = torch.cat([dt, torch.rand(3, 4)], 1)
-        torch.testing.assert_close(seq_forward(m, xp, dtp, torch.tensor([9, 9, 9])), m(x, dt))
+        padded = m(x, dt, lengths)
+        junk = torch.arange(9)[None, :] >= lengths[:, None]                  # (3, 9) padding positions
+        other = m(x.masked_fill(junk[..., None], 5.0), dt.masked_fill(junk, 2.0), lengths)
+        torch.testing.assert_close(other, padded, rtol=0, atol=0)
+        for i, n in enumerate(lengths.tolist()):
+            torch.testing.assert_close(padded[i], m(x[i:i + 1, :n], dt[i:i + 1, :n])[0], rtol=1e-5, atol=1e-6)
+    # the boost's win rates: k winners at each of the 9 + 4 + 6 valid steps, none at a padded one
+    _, act = m(x, dt, lengths, return_activity=True)
+    assert act.n_valid.item() == 19 and act.wins[0].sum().item() == 19 * m.cells[0].k
 
 
 # --- the real dataset (fetched from PyPI's sktime wheel on first use, then cached) ----------
@@ -231,9 +238,63 @@ def test_basicmotions_trains_above_threshold(tmp_path: Path) -> None:
     from sln.sequence_tasks import train_timeseries
     from sln.train import RunOptions
     _basicmotions()
-    torch.set_num_threads(1)
     m = train_timeseries(get_config("sln-ts-small", epochs=30), RunOptions(dataset="basicmotions", out=tmp_path,
-                                                                          progress=False))
+                                                                          progress=False, threads=1))
     assert m["test_accuracy"] >= 0.75, m["test_accuracy"]
     assert math.isclose(m["active_fraction"][0], 7 / 256, rel_tol=1e-6)
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.safetensors").is_file()
+
+
+# --- the training loop on real BasicMotions slices ------------------------------------------
+
+TINY_TS = dict(n_neurons=64, active_frac=0.0625, batch_size=8)
+
+
+def _ts_opts(out: Path, **kw):  # noqa: ANN202 (RunOptions, imported lazily like the trainer)
+    from sln.train import RunOptions
+    return RunOptions(dataset="basicmotions", out=out, **{"progress": False, "threads": 1, "limit_train": 24,
+                                                          "limit_test": 20, **kw})
+
+
+def test_timeseries_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    """3 epochs with dropped-step augmentation in one go == 1 epoch, stop, --resume: same weights, Adam
+    moments and history, bit for bit."""
+    from sln.checkpoint import load_checkpoint, read_checkpoint
+    from sln.config import get_config
+    from sln.sequence_tasks import train_timeseries
+    _basicmotions()
+    cfg = get_config("sln-ts-small", epochs=3, **TINY_TS)
+    full = train_timeseries(cfg, _ts_opts(tmp_path / "a"))
+    train_timeseries(cfg, _ts_opts(tmp_path / "b", stop_after_epoch=1))
+    _, state = load_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    assert state["step"] == 3 and len(state["history"]) == 1                  # 24 series / 8 = 3 steps per epoch
+    resumed = train_timeseries(cfg, _ts_opts(tmp_path / "b", resume=True))
+    _, ta = read_checkpoint(tmp_path / "a" / "checkpoint.safetensors")
+    _, tb = read_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    assert ta.keys() == tb.keys() and any(k.startswith("optim.") for k in ta)
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in full["history"]]
+    assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["irregular"] == full["irregular"]
+
+
+def test_timeseries_time_budget_stops_and_threads_are_honoured(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """time_budget_s = 1 with 10,000 epochs: the run ends after ~1 s of training (evaluation not
+    counted), checkpointed and with metrics; --threads 1 wins over $SLN_THREADS = 2 (and over the
+    thread count torch had before)."""
+    from sln.config import get_config
+    from sln.sequence_tasks import train_timeseries
+    _basicmotions()
+    monkeypatch.setenv("SLN_THREADS", "2")
+    torch.set_num_threads(2)
+    cfg = get_config("sln-ts-small", epochs=10_000, time_budget_s=1.0, **TINY_TS)
+    t0 = time.monotonic()
+    m = train_timeseries(cfg, _ts_opts(tmp_path, threads=1))
+    wall = time.monotonic() - t0
+    assert 1.0 <= m["train_seconds"] < 2.0, m["train_seconds"]
+    assert wall > m["train_seconds"]                          # per-epoch evaluation ran outside the budget
+    assert 3 <= m["steps"] < 10_000 * 3 and len(m["history"]) == m["steps"] // 3
+    assert m["threads"] == 1 and torch.get_num_threads() == 1
+    assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == m["steps"]
+    assert (tmp_path / "checkpoint.safetensors").is_file()

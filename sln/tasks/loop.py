@@ -1,0 +1,288 @@
+"""The one training loop of the project (public face: sln.train, which re-exports it).
+
+It sits on the tasks' floor (it imports only config and checkpoint) so that the benchmark's
+baselines (sln/baselines.py, same floor) train through it without importing upwards.
+
+Every trainer (images, time series and their transformer baseline, the character LM and its
+GPT baseline, the benchmark's ViT/CfC/dense baselines) builds a model and a *task* and calls
+`fit`. A task (nanoGPT style: one loop fed by a batch function) supplies
+
+    steps_per_epoch: int             optimizer steps in one pass over its training data
+    eval_each_epoch: bool            evaluate + checkpoint after every epoch (else at the end)
+    get_batch(step) -> batch         the batch of global step `step` (epoch = step // steps_per_epoch)
+    loss(model, batch) -> (loss, stats)   scalar loss to minimise, detached 0-d tensors to display
+    evaluate(model) -> dict          held-out metrics (called in eval mode)
+    describe(ev) -> str              one line for the log (optional)
+
+and `fit` runs AdamW with gradient clipping, stops after `epochs`, `max_steps` or a wall-clock
+`time_budget_s` (training time only: evaluation and checkpoints do not count), writes an atomic
+checkpoint (model, Adam moments, history) and resumes from it.
+
+Determinism: a task draws the batches of epoch e from its own generator seeded with
+(seed, e) and the learning rate is a pure function of progress (`lr_at`), so `--resume` from
+the checkpoint of epoch e continues exactly as an uninterrupted run would (epoch runs; a
+time-budgeted run resumes with the time it had left, which is not bit-reproducible anyway).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..checkpoint import load_checkpoint, load_optimizer_state, read_checkpoint, save_checkpoint
+from ..config import SLNConfig
+
+CKPT = "checkpoint.safetensors"
+REFRESH_S = 0.5          # progress-bar postfix refresh: the only host sync of the running stats
+
+
+@dataclass
+class RunOptions:
+    dataset: str = "mnist"
+    out: Path | None = Path("runs/default")   # None: write nothing (the benchmark's baselines cache themselves)
+    data_dir: Path | None = None
+    resume: bool = False
+    limit_train: int | None = None   # use the first n training examples (tests, smoke runs)
+    limit_test: int | None = None
+    progress: bool = True
+    stop_after_epoch: int | None = None  # end this run early (simulates an interruption; tests)
+    threads: int | None = None           # torch intra-op threads (default: $SLN_THREADS, else all cores)
+
+
+@dataclass
+class TrainSpec:
+    """Optimizer, schedule and stopping rule of one run (the model's config supplies the values)."""
+    lr: float
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    epochs: int = 1
+    time_budget_s: float = 0.0        # > 0: train for this many seconds (epochs then ignored)
+    max_steps: int | None = None      # stop after this many steps (instead of epochs)
+    warmup_steps: int = 100           # step runs: linear warm-up, capped at a tenth of the run
+    warmup_frac: float = 0.02         # time budgets: warm-up over this share of the budget
+    floor: float = 0.0                # cosine decays to floor * lr
+    clip: float = 1.0                 # gradient-norm clipping
+    checkpoint_every_s: float = 120.0  # runs without per-epoch checkpoints: save this often
+
+    @classmethod
+    def from_config(cls, cfg: SLNConfig, **kw: Any) -> TrainSpec:
+        return cls(lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, time_budget_s=cfg.time_budget_s,
+                   **kw)
+
+
+class Task(Protocol):
+    steps_per_epoch: int
+    eval_each_epoch: bool
+
+    def get_batch(self, step: int) -> Any: ...
+
+    def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+    def evaluate(self, model: nn.Module) -> dict[str, Any]: ...
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    history: list[dict[str, Any]]        # one entry per evaluated epoch (eval_each_epoch tasks)
+    final: dict[str, Any]                # the task's evaluation after the last step
+    steps: int
+    train_seconds: float                 # training time (without evaluation), incl. before a resume
+    epoch_seconds: list[float] = field(default_factory=list)   # per completed epoch, this run
+    running: dict[str, float] = field(default_factory=dict)    # last running averages (loss, ...)
+    threads: int = 1
+
+
+def lr_at(pos: float, total: float, base: float, warmup: float = 100, floor: float = 0.0,
+          tick: float = 1.0) -> float:
+    """The one learning-rate schedule: linear warm-up over `warmup`, then cosine from base down to
+    floor * base at `total`. pos, total and warmup share a unit: steps (pos = index of the step
+    about to run) or a fraction of a time budget (total = 1). `tick` is one unit of progress
+    (a step; 1e-3 of a budget): step 0 trains at base * tick / warmup, not at 0.
+
+    Step runs (fit): warmup = min(warmup_steps, total // 10), floor 0 (images, time series, ViT, CfC).
+    Budget runs (fit): lr_at(elapsed / budget, 1, base, warmup_frac, floor, tick=1e-3).
+    """
+    if pos < warmup:
+        return base * (pos + tick) / warmup
+    c = 1 + math.cos(math.pi * min(1.0, (pos - warmup) / max(tick, total - warmup)))
+    return floor * base + (1 - floor) * 0.5 * base * c
+
+
+def resolve_threads(threads: int | None) -> int:
+    """--threads, else $SLN_THREADS, else every core."""
+    if threads:
+        return threads
+    env = os.environ.get("SLN_THREADS")
+    return int(env) if env else (os.cpu_count() or 1)
+
+
+def write_metrics(out: Path, metrics: dict[str, Any]) -> None:
+    """Atomic metrics.json (a reader never sees half a file)."""
+    tmp = out / "metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2))
+    os.replace(tmp, out / "metrics.json")
+
+
+def resume_config(cfg: SLNConfig, opts: RunOptions) -> SLNConfig:
+    """--resume: the checkpoint's config wins over the flags' (a resumed run must be the same run)."""
+    if not opts.resume:
+        return cfg
+    ckpt = _ckpt_path(opts)
+    meta, _ = read_checkpoint(ckpt)
+    if meta.get("kind", "sln") != "sln":
+        raise ValueError(f"--resume: {ckpt} holds a {meta['kind']!r} model, not an SLN")
+    saved = SLNConfig.from_dict(json.loads(meta["config"]))
+    if saved.to_dict() != cfg.to_dict():
+        print(f"note: resuming with the checkpoint's config ({ckpt}), not the flags'")
+    return saved
+
+
+def _ckpt_path(opts: RunOptions) -> Path:
+    if opts.out is None:
+        raise ValueError("--resume needs a run folder (--out DIR) holding checkpoint.safetensors")
+    ckpt = Path(opts.out) / CKPT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint at {ckpt}; start the run without --resume first")
+    return ckpt
+
+
+def _restore(opts: RunOptions, model: nn.Module, opt: torch.optim.Optimizer, spe: int
+             ) -> tuple[int, list[dict[str, Any]], float]:
+    """Load weights + Adam moments into model/opt -> (steps done, history, training seconds spent)."""
+    ckpt = _ckpt_path(opts)
+    kind = getattr(model, "kind", "sln")
+    loaded, state = load_checkpoint(ckpt, builders={kind: lambda _cfg: model})
+    if getattr(loaded, "kind", "sln") != kind:
+        raise ValueError(f"--resume: {ckpt} holds a {getattr(loaded, 'kind', 'sln')!r} model, this run trains {kind!r}")
+    if loaded is not model:
+        model.load_state_dict(loaded.state_dict())
+    load_optimizer_state(ckpt, opt)
+    step = int(state.get("step", state.get("epoch", 0) * spe))   # older checkpoints stored epochs only
+    print(f"resuming {ckpt} after step {step} (epoch {step / spe:.2f})")
+    return step, list(state.get("history", [])), float(state.get("train_seconds", 0.0))
+
+
+def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
+        train_state: dict[str, Any] | None = None) -> FitResult:
+    """Train `model` on `task` (see the module docstring); train_state is stored in every checkpoint."""
+    threads = resolve_threads(opts.threads)
+    torch.set_num_threads(threads)
+    out = None if opts.out is None else Path(opts.out)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    spe = task.steps_per_epoch
+    if spe < 1:
+        raise ValueError("the task has no training batch; use more training data or a smaller --batch-size")
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas)
+    step, history, spent = (0, [], 0.0) if not opts.resume else _restore(opts, model, opt, spe)
+    budget = spec.time_budget_s
+    total = spec.max_steps if spec.max_steps is not None else (None if budget else spe * spec.epochs)
+    warm = min(spec.warmup_steps, total // 10) if total is not None else 0
+    if opts.resume and ((budget and spent >= budget) or (total is not None and step >= total)):
+        print("note: the checkpoint's run is already complete (its config's epochs / time budget); "
+              "start a new run (another --out) to train longer")
+
+    def save() -> None:
+        if out is not None:
+            save_checkpoint(out / CKPT, model, opt, {**(train_state or {}), "step": step, "epoch": step // spe,
+                                                    "history": history, "train_seconds": clock()})
+
+    t_start = time.monotonic() - spent       # training clock; evaluation time is added back to t_start
+
+    def clock() -> float:
+        return time.monotonic() - t_start
+
+    bar = None
+    ema: dict[str, torch.Tensor] = {}
+    loss_sum, n_epoch, epoch_t0 = torch.zeros(()), 0, time.monotonic()
+    epoch_seconds: list[float] = []
+    last_save = last_show = time.monotonic()
+    model.train()
+    while not ((budget and clock() >= budget) or (total is not None and step >= total)):
+        b = step % spe
+        if bar is None or (b == 0 and not budget and spec.max_steps is None):
+            if bar is not None:
+                bar.close()
+            bar = _bar(opts.progress, step, spe, spec, budget, total)
+        if b == 0 or n_epoch == 0:
+            ema, loss_sum, n_epoch, epoch_t0 = {}, torch.zeros(()), 0, time.monotonic()
+        el = clock()
+        lr = (lr_at(el / budget, 1.0, spec.lr, spec.warmup_frac, spec.floor, tick=1e-3) if budget
+              else lr_at(step, total, spec.lr, warm, spec.floor))
+        for grp in opt.param_groups:
+            grp["lr"] = lr
+        loss, stats = task.loss(model, task.get_batch(step))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
+        opt.step()
+        step += 1
+        # running averages stay tensors: no host sync per step, only at a bar refresh
+        stats = {"loss": loss.detach(), **stats}
+        ema = dict(stats) if not ema else {k: 0.9 * ema[k] + 0.1 * v for k, v in stats.items()}
+        loss_sum, n_epoch = loss_sum + loss.detach(), n_epoch + 1
+        if budget:
+            bar.n = min(int(clock()), int(budget))
+            bar.refresh()
+        else:
+            bar.update(1)
+        if opts.progress and time.monotonic() - last_show > REFRESH_S:
+            bar.set_postfix({k: f"{v.item():.3f}" for k, v in ema.items()}, refresh=False)
+            last_show = time.monotonic()
+        if step % spe == 0:                                    # an epoch ended
+            epoch_seconds.append(time.monotonic() - epoch_t0)
+            if task.eval_each_epoch:
+                t_eval = time.monotonic()
+                ev = task.evaluate(model)
+                model.train()
+                history.append({"epoch": step // spe, "train_loss": (loss_sum / n_epoch).item(),
+                                "seconds": epoch_seconds[-1], **ev})
+                of = "" if budget or spec.max_steps is not None else f"/{spec.epochs}"
+                _log(task, f"epoch {step // spe}{of}", ev, epoch_seconds[-1])
+                save()
+                last_save = time.monotonic()
+                t_start += last_save - t_eval
+                if opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch:
+                    break
+        if out is not None and not task.eval_each_epoch and time.monotonic() - last_save > spec.checkpoint_every_s:
+            save()                                            # periodic, atomic
+            last_save = time.monotonic()
+    if bar is not None:
+        bar.close()
+    train_s = clock()
+    if history and history[-1]["epoch"] * spe == step:
+        final = {k: v for k, v in history[-1].items() if k not in ("epoch", "train_loss", "seconds")}
+    else:
+        final = task.evaluate(model)
+        save()
+        if task.eval_each_epoch:
+            _log(task, f"after {step} steps", final, None)
+    model.eval()
+    return FitResult(model, opt, history, final, step, train_s, epoch_seconds,
+                     {k: v.item() for k, v in ema.items()}, threads)
+
+
+def _bar(progress: bool, step: int, spe: int, spec: TrainSpec, budget: float, total: int | None) -> tqdm:
+    """Budget: one bar in seconds; max_steps: one bar in steps; epochs: one bar per epoch in steps."""
+    if budget:
+        return tqdm(total=int(budget), unit="s", desc="train", disable=not progress)
+    if spec.max_steps is not None:
+        return tqdm(total=total, initial=step, unit="step", desc="train", disable=not progress)
+    e = step // spe
+    return tqdm(total=spe, unit="step", desc=f"epoch {e + 1}/{spec.epochs}", disable=not progress)
+
+
+def _log(task: Task, head: str, ev: dict[str, Any], secs: float | None) -> None:
+    describe = getattr(task, "describe", None)
+    if describe is not None:
+        print(f"{head}: {describe(ev)}" + ("" if secs is None else f"  ({secs:.0f} s train)"))
