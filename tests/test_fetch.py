@@ -89,3 +89,121 @@ def test_missing_expected_member_and_unreachable_index_say_what_to_do(
     monkeypatch.undo()
     with pytest.raises(DataError, match="could not download"):
         fetch.download(a, tmp_path, index="http://127.0.0.1:9/simple")   # nothing listens on port 9
+
+
+# ---- npm tarballs and Debian packages ---------------------------------------------------------------
+
+def _tar_gz(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    out = b"!<arch>\n"
+    for name, data in members.items():
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}".encode() + b"`\n" + data
+        out += b"\n" if len(data) % 2 else b""
+    return out
+
+
+def _booby_trapped_deb(path: Path, marker: Path) -> None:
+    """A .deb whose maintainer scripts would create `marker` if dpkg (or anything) ran them."""
+    script = f"#!/bin/sh\ntouch {marker}\n".encode()
+    control = _tar_gz({"./control": b"Package: evil\n", "./postinst": script, "./preinst": script})
+    data = _tar_gz({"./usr/share/evil/list.txt": b"evil.example\n", "./usr/share/evil/other.txt": b"no\n",
+                    "./usr/bin/evil": script})
+    path.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.gz": control, "data.tar.gz": data}))
+
+
+def _deb_want(name: str) -> str | None:
+    return "list.txt" if name == "./usr/share/evil/list.txt" else None
+
+
+def test_a_deb_is_read_without_running_its_scripts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "PWNED"
+    deb = tmp_path / "evil_1.0_all.deb"
+    _booby_trapped_deb(deb, marker)
+    a = Archive("evil", deb.name, hashlib.sha256(deb.read_bytes()).hexdigest(), source="debian",
+                path="pool/main/e/evil/evil_1.0_all.deb")
+    _serve(monkeypatch, deb)
+    got = fetch.fetch_members(a, _deb_want, tmp_path / "cache", ["list.txt"])
+    assert [p.name for p in got] == ["list.txt"] == [p.name for p in (tmp_path / "cache").iterdir()]
+    assert got[0].read_bytes() == b"evil.example\n"
+    assert not marker.exists()
+    # the control archive (maintainer scripts) is not even offered as a member
+    names, _ = fetch._open_members(deb)
+    assert sorted(names) == ["./usr/bin/evil", "./usr/share/evil/list.txt", "./usr/share/evil/other.txt"]
+
+
+def test_a_deb_with_a_wrong_checksum_is_refused_before_opening(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    deb = tmp_path / "evil_1.0_all.deb"
+    _booby_trapped_deb(deb, tmp_path / "PWNED")
+    opened = []
+    monkeypatch.setattr(fetch, "_open_members", lambda p: opened.append(p) or ([], None))
+    _serve(monkeypatch, deb)
+    a = Archive("evil", deb.name, "1" * 64, source="debian", path="pool/main/e/evil/evil_1.0_all.deb")
+    with pytest.raises(DataError, match="differs from the pinned"):
+        fetch.fetch_members(a, _deb_want, tmp_path / "cache")
+    # a hand-placed local copy goes through the same check
+    with pytest.raises(DataError, match="differs from the pinned"):
+        fetch.fetch_members(a, _deb_want, tmp_path / "cache", local=tmp_path)
+    assert opened == []
+
+
+def test_a_truncated_deb_is_a_data_error(tmp_path: Path) -> None:
+    deb = tmp_path / "evil_1.0_all.deb"
+    _booby_trapped_deb(deb, tmp_path / "PWNED")
+    deb.write_bytes(deb.read_bytes()[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        fetch.extract(deb, _deb_want, tmp_path / "out")
+    deb.write_bytes(b"not an ar archive")
+    with pytest.raises(DataError, match="not an ar archive"):
+        fetch.extract(deb, _deb_want, tmp_path / "out")
+
+
+def _npm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, listed_integrity: str) -> tuple[Path, list[str]]:
+    tgz = tmp_path / "evil-1.0.0.tgz"
+    tgz.write_bytes(_tar_gz({"package/src/config.json": b'{"blacklist": ["evil.example"]}',
+                             "package/package.json": b'{"scripts": {"postinstall": "touch PWNED"}}'}))
+    asked: list[str] = []
+
+    def registry(url: str, accept: str = "") -> dict:
+        asked.append(url)
+        return {"dist": {"tarball": tgz.as_uri(), "integrity": listed_integrity}}
+    monkeypatch.setattr(fetch, "_get_json", registry)
+    return tgz, asked
+
+
+def _sri(data: bytes) -> str:
+    import base64
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def test_an_npm_tarball_is_checked_against_sha256_and_integrity(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    tgz, asked = _npm(tmp_path, monkeypatch, "")
+    sri = _sri(tgz.read_bytes())
+    _npm(tmp_path, monkeypatch, sri)
+    monkeypatch.setenv("SLN_NPM_REGISTRY", "https://registry.example")
+    want = lambda n: "config.json" if n == "package/src/config.json" else None  # noqa: E731
+    a = Archive("evil", tgz.name, hashlib.sha256(tgz.read_bytes()).hexdigest(), source="npm", version="1.0.0",
+                integrity=sri)
+    got = fetch.fetch_members(a, want, tmp_path / "cache", ["config.json"])
+    assert [p.name for p in got] == ["config.json"] and not (tmp_path / "cache" / "package.json").exists()
+    # right sha256, wrong pinned integrity: the registry's listing no longer matches -> refused
+    bad = Archive("evil", tgz.name, a.sha256, source="npm", version="1.0.0", integrity=_sri(b"other"))
+    with pytest.raises(DataError, match="refusing to download"):
+        fetch.fetch_members(bad, want, tmp_path / "cache2")
+    # the listing agrees with a wrong pin but the bytes do not -> refused before opening
+    _npm(tmp_path, monkeypatch, _sri(b"other"))
+    opened = []
+    monkeypatch.setattr(fetch, "_open_members", lambda p: opened.append(p) or ([], None))
+    with pytest.raises(DataError, match="sha512 differs"):
+        fetch.fetch_members(bad, want, tmp_path / "cache3")
+    assert opened == [] and not list(tmp_path.glob("cache[23]/*"))
