@@ -118,8 +118,14 @@ PRECISIONS = {p.name: p for p in (FP32, INT8)}
 def format_table(rows: list[Row], precision: str = "fp32") -> str:
     """The console table of one precision's rows."""
     cols = PRECISIONS[precision].text_columns
-    hdr = " ".join(f"{h:{w}}" for h, w, _ in cols)
-    return "\n".join([hdr, "-" * len(hdr)] + [" ".join(f"{cell(r):{w}}" for _, w, cell in cols) for r in rows])
+    cells = [[cell(r) for _, _, cell in cols] for r in rows]
+    # a column is at least its declared width and grows to its widest cell (memory levels such as
+    # "SRAM 1 MB + DRAM 90%" are longer than the old level names): the table always lines up
+    widths = [max([int(spec[1:]), len(h)] + [len(c[i]) for c in cells]) for i, (h, spec, _) in enumerate(cols)]
+    align = [spec[0] for _, spec, _ in cols]          # specs are "<9", ">10": alignment, then width
+    hdr = " ".join(f"{h:{a}{w}}" for (h, _, _), w, a in zip(cols, widths, align, strict=True))
+    body = [" ".join(f"{c:{a}{w}}" for c, w, a in zip(row, widths, align, strict=True)) for row in cells]
+    return "\n".join([hdr, "-" * len(hdr)] + body)
 
 
 def format_breakdown(r: Row) -> str:
