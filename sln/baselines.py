@@ -33,8 +33,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from .config import SLNConfig
-
 
 # --------------------------------------------------------------------------- counting
 @dataclass
@@ -282,11 +280,6 @@ def count_vit(model: ViT, image: torch.Tensor) -> OpCounter:
     return cnt
 
 
-def vit_accuracy(model: ViT, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
-    from .tasks.images import accuracy
-    return accuracy(model, model.patches, images, labels, batch)
-
-
 def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
               epochs: int, out: Path | None = None, progress: bool = True) -> tuple[ViT, dict[str, Any]]:
     """Train (or reuse out/vit.safetensors when its config and epochs match) -> model, info.
@@ -336,11 +329,6 @@ def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], n
 
 
 # --------------------------------------------------------------------------- dense SLN
-def dense_sln_config(cfg: SLNConfig) -> SLNConfig:
-    """The same liquid network with every neuron firing (k = N) and no boosting."""
-    return cfg.replace(active_frac=1.0, boost_beta=0.0, name=f"{cfg.name}-dense")
-
-
 # --------------------------------------------------------------------------- ncps CfC peer
 def ncps_available() -> bool:
     try:

@@ -76,11 +76,6 @@ def sln_footprints(model: SLN) -> tuple[int, int]:
     return weight_footprint(0, mat), weight_footprint(0, vec)
 
 
-def sln_weight_footprint(model: SLN) -> int:
-    """fp32 bytes of every weight the event engine may read (matrices + vectors)."""
-    return sum(sln_footprints(model))
-
-
 def distinct_input_rows(seq: np.ndarray) -> float:
     """Mean over the sequences (B, T, D) of the number of distinct input indices j with a
     nonzero x[t, j] at some step: the W_in rows an image touches (each event reads one; the
