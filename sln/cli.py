@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "benchmark": ("sln.bench.cli", "energy / latency comparison against baselines (python benchmark.py)"),
     "export": ("sln.export", "int8 export for the C runtime (python export.py)"),
     "generate": ("sln.generate", "sample text from a character language model checkpoint"),
+    "evaluate": ("sln.evaluate_cli", "accuracy of a time-series checkpoint on a test file"),
     "models": ("sln.train_cli", "list registered models"),
 }
 

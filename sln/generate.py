@@ -79,8 +79,10 @@ def generate(model: nn.Module, vocab: Vocab, prompt: str, tokens: int, temperatu
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sln generate", description="Sample text from a character-LM checkpoint.")
-    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.safetensors of a shakespeare run")
-    p.add_argument("--prompt", default="ROMEO:")
+    p.add_argument("--checkpoint", type=Path, required=True, help="checkpoint.safetensors of a character-LM run "
+                   "(train.py --dataset shakespeare or --dataset text:PATH, or python -m sln.lm gpt)")
+    p.add_argument("--prompt", default="ROMEO:", help="text to start from, in characters of the model's training "
+                   "text (the default suits a Shakespeare model; pass your own for a text:PATH model)")
     p.add_argument("--tokens", type=int, default=200, help="characters to generate")
     p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters (0 = all)")

@@ -31,9 +31,11 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import SLNConfig
+from .fetch import DataError
 from .gpt import GPTLM, GPTConfig, gpt_config_for_params
 from .model import SLN
-from .text import Vocab, prepare
+from .series_files import DataFiles, file_record, read_utf8, run_label
+from .text import VAL_SHARE, Vocab, prepare, prepare_user_text
 from .train import RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
 
 BPTT = 128        # SLN truncated-BPTT window
@@ -185,10 +187,11 @@ class WindowTask:
 def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: torch.Tensor, out: Path, *,
              lr: float, batch_size: int, seed: int, time_budget_s: float, max_steps: int | None = None,
              epochs: int = 1, progress: bool = True, dataset: str = "shakespeare", bptt: int = BPTT,
-             threads: int | None = None, resume: bool = False) -> dict[str, Any]:
+             threads: int | None = None, resume: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train for `time_budget_s` seconds (else max_steps, else `epochs` passes), evaluate, write
     checkpoint and metrics.json. Schedule: warm-up over 2 % of the run, cosine down to 10 % of lr.
-    threads None: keep torch's current thread count (the command lines pass --threads)."""
+    threads None: keep torch's current thread count (the command lines pass --threads).
+    extra: JSON-able keys added to the checkpoint's training state and to metrics.json (user files)."""
     out = Path(out)
     torch.manual_seed(seed)
     sln = is_sln(model)
@@ -200,14 +203,19 @@ def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: t
                      warmup_frac=0.02, floor=0.1)
     opts = RunOptions(dataset=dataset, out=out, resume=resume, progress=progress,
                       threads=threads or torch.get_num_threads())
-    res = fit(model, task, spec, opts, {"vocab": vocab.chars, "dataset": dataset})
+    res = fit(model, task, spec, opts, {"vocab": vocab.chars, "dataset": dataset, **(extra or {})})
     ev = res.final
     metrics = {"dataset": dataset, "model": getattr(model.cfg, "name", _kind(model)), "kind": _kind(model),
                "val_bpc": ev["bpc"], "val_chars": ev["chars"], "train_bpc_running": res.running.get("bpc", 0.0),
                "params": model.num_params(), "train_seconds": res.train_seconds, "steps": res.steps,
                "train_chars": res.steps * batch_size * (bptt if sln else model.cfg.ctx),
                "threads": res.threads, "seed": seed, "lr": lr, "batch_size": batch_size,
-               "time_budget_s": time_budget_s, "config": model.cfg.to_dict() if sln else asdict(model.cfg)}
+               "time_budget_s": time_budget_s, "steps_per_epoch": task.steps_per_epoch,
+               # the one measure (sln.train.classify_metrics): completed epochs' training time; a budget
+               # that ends inside the first epoch: training seconds scaled to one epoch's steps
+               "seconds_per_epoch": (sum(res.epoch_seconds) / len(res.epoch_seconds) if res.epoch_seconds
+                                     else res.train_seconds * task.steps_per_epoch / max(1, res.steps)),
+               **(extra or {}), "config": model.cfg.to_dict() if sln else asdict(model.cfg)}
     if sln:
         metrics.update({"active_fraction": [ev["active_fraction"]], "k": model.cfg.k, "n_neurons": model.cfg.n_neurons,
                         "epochs": model.cfg.epochs, "test_accuracy": None})
@@ -237,6 +245,47 @@ def train_shakespeare(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
                  resume=opts.resume)
     print(f"val bits/char {m['val_bpc']:.3f}  active/step {100 * m['active_fraction'][0]:.2f}%  "
           f"({m['steps']} steps, {m['train_seconds']:.0f} s)")
+    return m
+
+
+def train_text(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None = None) -> dict[str, Any]:
+    """`python train.py --dataset text:PATH [--val text:PATH2] --model sln-lm-small`: the char LM on any
+    UTF-8 text (split and vocabulary: sln/text.py's docstring); the files are recorded in the run."""
+    files = files or DataFiles()
+    if cfg.task != "lm":
+        raise ValueError(f"--dataset text:PATH trains a character LM; --model {cfg.name} is a {cfg.task!r} model "
+                         "(use --model sln-lm-small or sln-lm-tiny)")
+    path = Path(opts.dataset[len("text:"):])
+    records = {"train": file_record(path, files.train_sha256)}
+    text = read_utf8(path)
+    val_text = None
+    if files.val is not None:
+        records["val"] = file_record(files.val, files.val_sha256)
+        val_text = read_utf8(files.val)
+    vocab, tr, va, unknown = prepare_user_text(text, val_text)
+    if opts.limit_train:
+        tr = tr[: opts.limit_train]
+    if opts.limit_test:
+        va = va[: opts.limit_test]
+    if len(va) < 64:
+        raise DataError(f"{files.val or path}: {len(va)} validation characters; the validation text needs at "
+                        f"least 64 (use a longer file: the last {int(VAL_SHARE * 100)} % validates, or pass "
+                        "--val text:PATH2)")
+    cfg = resume_config(cfg.replace(input_size=len(vocab), n_classes=len(vocab)), opts)
+    torch.manual_seed(cfg.seed)
+    model = SLN(cfg)
+    init_unigram_bias(model, tr)
+    out = Path(opts.out or Path("runs") / f"{run_label(opts.dataset)}-{cfg.name}")
+    budget = cfg.time_budget_s
+    print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k}, {model.num_params():,} params; {path}: "
+          f"{len(tr):,} train / {len(va):,} val chars ({unknown} unseen in training -> unknown), vocab {len(vocab)}; "
+          + (f"budget {budget:.0f} s" if budget else f"{cfg.epochs} epoch(s)")
+          + f", {resolve_threads(opts.threads)} threads")
+    m = train_lm(model, vocab, tr, va, out, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                 time_budget_s=budget, epochs=cfg.epochs, progress=opts.progress, dataset=opts.dataset,
+                 threads=resolve_threads(opts.threads), resume=opts.resume,
+                 extra={"files": records, "val_unknown_chars": unknown})
+    print(f"val bits/char {m['val_bpc']:.3f}  ({m['steps']} steps, {m['train_seconds']:.0f} s)")
     return m
 
 

@@ -13,6 +13,21 @@ passing the true elapsed dt to the liquid cells and once passing dt = 1 (the mod
 steps are missing). Each drop rate is averaged over DROP_DRAWS fixed random draws, the same
 draws for every model (`python -m sln.sequence_tasks transformer ...` evaluates the transformer
 baseline on them, trained by the same loop on the same batches).
+
+User files (`python train.py --dataset TRAIN.ts|.txt|.tsv|.csv --test TEST_FILE`, formats in
+sln/series_files.py) train through the same trainer; the checkpoint stores the training split's
+per-channel mean/std and class names, so `sln evaluate --checkpoint CK --test FILE`
+(`evaluate_checkpoint`) normalises a test file exactly as the training run did.
+
+Padding. Variable-length sets are padded to the longest series; computing those steps is waste
+(the readout masks them). Batches are therefore bucketed by length (`SeriesTask`, `evaluate_ts`):
+an epoch's batches are its shuffled series sorted by length (ties in shuffled order), cut into
+batches, the batch order shuffled; each batch is cut to its own longest series. On equal-length
+data this is a no-op (the same batches, bit for bit). `padding_steps` counts what it saves.
+
+seconds_per_epoch (metrics.json, also the transformer baseline's result): the mean wall time of
+the completed epochs' training steps (batches, forward, backward, optimizer), evaluation and
+checkpoints excluded -- `sln.train.classify_metrics`' measure, the one used everywhere.
 """
 from __future__ import annotations
 
@@ -29,11 +44,15 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
+from .checkpoint import load_checkpoint, read_checkpoint
 from .config import SLNConfig
+from .fetch import DataError
 from .model import SLN
+from .series_files import DataFiles, file_record, is_series_file, read_series_file, run_label
 from .tasks.classify import describe, evaluate_classifier
-from .timeseries import DATASETS, TSSplits, drop_steps, load_ts_dataset
+from .timeseries import DATASETS, TSSplits, check_channels, drop_steps, load_ts_dataset, make_splits, pad
 from .train import RunOptions, TrainSpec, classify_metrics, fit, resolve_threads, resume_config, write_metrics
 
 CKPT = "checkpoint.safetensors"
@@ -53,24 +72,44 @@ class SeriesTask:
     """
 
     def __init__(self, data: TSSplits, batch_size: int, seed: int, train_drop: float, transformer: bool = False,
-                 eval_each_epoch: bool = True) -> None:
+                 eval_each_epoch: bool = True, bucket: bool = True, progress: bool = False) -> None:
         self.data, self.batch_size, self.seed, self.train_drop = data, batch_size, seed, train_drop
-        self.transformer, self.eval_each_epoch = transformer, eval_each_epoch
+        self.transformer, self.eval_each_epoch, self.progress = transformer, eval_each_epoch, progress
         n = len(data.x_train)
         self.steps_per_epoch = math.ceil(n / batch_size)
         self.regular_t = torch.arange(data.x_train.shape[1])[None].expand(n, -1)       # (n, T) step indices
-        self._epoch, self._perm, self._gen = -1, torch.empty(0, dtype=torch.long), torch.Generator()
+        # equal lengths: nothing to save, and the batches stay exactly the unbucketed ones
+        self.bucket = bucket and bool((data.len_train != data.len_train[0]).any())
+        self._epoch, self._batches, self._gen = -1, [], torch.Generator()
+
+    def epoch_batches(self, epoch: int) -> tuple[list[torch.Tensor], torch.Generator]:
+        """The index batches of epoch e and its generator (after the permutation was drawn), a pure
+        function of (seed, e): the shuffled series, with bucketing stably sorted by length and the
+        batch order shuffled by a second generator (so the first one's stream -- the dropped steps --
+        is the same as without bucketing)."""
+        g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
+        perm = torch.randperm(len(self.data.x_train), generator=g)
+        if self.bucket:
+            perm = perm[torch.sort(self.data.len_train[perm], stable=True).indices]
+        batches = list(perm.split(self.batch_size))
+        if self.bucket:
+            order = torch.randperm(len(batches), generator=torch.Generator().manual_seed(
+                self.seed * 100003 + epoch + (1 << 40)))
+            batches = [batches[int(i)] for i in order]
+        return batches, g
 
     def get_batch(self, step: int) -> tuple[torch.Tensor, ...]:
-        """-> x (B, T, D), dt None or (B, T), lengths (B,), times (B, T), labels (B,)."""
+        """-> x (B, T_b, D), dt None or (B, T_b), lengths (B,), times (B, T_b), labels (B,);
+        T_b = the batch's longest series (padding beyond it is never computed)."""
         epoch, b = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            self._gen = torch.Generator().manual_seed(self.seed * 100003 + epoch)
-            self._perm = torch.randperm(len(self.data.x_train), generator=self._gen)
+            self._batches, self._gen = self.epoch_batches(epoch)
             self._epoch = epoch
         g, d = self._gen, self.data
-        idx = self._perm[b * self.batch_size:(b + 1) * self.batch_size]
-        x, dt, lengths, times = d.x_train[idx], None, d.len_train[idx], self.regular_t[idx]
+        idx = self._batches[b]
+        lengths = d.len_train[idx]
+        T_b = int(lengths.max())
+        x, dt, times = d.x_train[idx, :T_b], None, self.regular_t[idx, :T_b]
         if self.train_drop > 0:
             x, dt, lengths, times = drop_steps(x, lengths, float(torch.rand(1, generator=g)) * self.train_drop, g)
         return x, dt, lengths, times, d.y_train[idx]
@@ -84,17 +123,38 @@ class SeriesTask:
         d = self.data
         if self.transformer:
             return {"accuracy": transformer_accuracy(model, d.x_test, None, d.len_test, d.y_test)}
-        return evaluate_ts(model, d.x_test, d.len_test, d.y_test)
+        return evaluate_ts(model, d.x_test, d.len_test, d.y_test, progress=self.progress)
 
     def describe(self, ev: dict[str, Any]) -> str:
         return f"test acc {100 * ev['accuracy']:.2f}%" if self.transformer else describe(ev)
 
 
+def length_batches(lengths: torch.Tensor, batch: int) -> list[torch.Tensor]:
+    """Evaluation batches of indices in order of length (stable: equal lengths keep the data order)."""
+    return list(torch.sort(lengths, stable=True).indices.split(batch))
+
+
 def evaluate_ts(model: SLN, x: torch.Tensor, lengths: torch.Tensor, y: torch.Tensor,
-                dt: torch.Tensor | None = None, batch: int = 256) -> dict[str, Any]:
-    """Accuracy and activity of an SLN on padded series x (n, T, D) with lengths (n,), labels (n,)."""
-    return evaluate_classifier(model, ((x[s:s + batch], None if dt is None else dt[s:s + batch],
-                                        lengths[s:s + batch], y[s:s + batch]) for s in range(0, len(x), batch)))
+                dt: torch.Tensor | None = None, batch: int = 64, progress: bool = False,
+                desc: str = "test") -> dict[str, Any]:
+    """Accuracy and activity of an SLN on padded series x (n, T, D) with lengths (n,), labels (n,).
+    Batches go by length, each cut to its longest series (no computation on the rest of the padding)."""
+    def batches():  # noqa: ANN202 (a generator of EvalBatch)
+        for idx in tqdm(length_batches(lengths, batch), desc=desc, leave=False, disable=not progress):
+            T_b = int(lengths[idx].max())
+            yield x[idx, :T_b], None if dt is None else dt[idx, :T_b], lengths[idx], y[idx]
+    return evaluate_classifier(model, batches())
+
+
+def padding_steps(batches: list[tuple[torch.Tensor, int]]) -> dict[str, int]:
+    """[(lengths (B,), T computed)] -> steps computed (sum B * T) and needed (sum of lengths)."""
+    return {"computed": sum(len(ln) * int(t) for ln, t in batches), "needed": sum(int(ln.sum()) for ln, _ in batches)}
+
+
+def epoch_padding(task: SeriesTask, epoch: int = 0) -> dict[str, int]:
+    """Sample-steps one regular (undropped) training epoch computes vs needs, with the task's bucketing."""
+    lens = task.data.len_train
+    return padding_steps([(lens[idx], int(lens[idx].max())) for idx in task.epoch_batches(epoch)[0]])
 
 
 def dropped_views(data: TSSplits, drop: float) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -107,27 +167,34 @@ def dropped_views(data: TSSplits, drop: float) -> list[tuple[torch.Tensor, torch
 
 
 def irregular_eval(accuracy: Callable[[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None], float],
-                   data: TSSplits) -> dict[str, Any]:
+                   data: TSSplits, progress: bool = False) -> dict[str, Any]:
     """Accuracy on the dropped-step test views, told the true timing and not told.
 
     accuracy(x, dt, lengths, times): dt (B, T) true elapsed steps or None (= 1); times (B, T) the
     kept steps' original indices or None (re-indexed 0..T'-1). The SLN reads dt, the transformer times.
+    progress: one bar over the len(DROP_RATES) * DROP_DRAWS * 2 evaluations, in test series.
     """
     res: dict[str, Any] = {}
+    n = len(data.x_test)
+    bar = tqdm(total=len(DROP_RATES) * DROP_DRAWS * 2 * n, unit="series", desc="dropped-step eval",
+               disable=not progress)
     for drop in DROP_RATES:
         with_t, without = [], []
         for xd, dtd, ld, times in dropped_views(data, drop):
             with_t.append(accuracy(xd, dtd, ld, times))
+            bar.update(n)
             without.append(accuracy(xd, None, ld, None))
+            bar.update(n)
         res[f"drop{int(drop * 100)}"] = {"with_dt": float(np.mean(with_t)), "without_dt": float(np.mean(without)),
                                          "with_dt_draws": with_t, "without_dt_draws": without}
+    bar.close()
     return res
 
 
-def irregular_eval_sln(model: SLN, data: TSSplits) -> dict[str, Any]:
+def irregular_eval_sln(model: SLN, data: TSSplits, progress: bool = False) -> dict[str, Any]:
     """Accuracy on the dropped-step test views: with the true dt and with dt = 1."""
     return irregular_eval(lambda x, dt, lengths, _t: evaluate_ts(model, x, lengths, data.y_test, dt=dt)["accuracy"],
-                          data)
+                          data, progress)
 
 
 def _fit_cfg(cfg: SLNConfig, data: TSSplits) -> SLNConfig:
@@ -155,32 +222,99 @@ def ts_spec(lr: float, weight_decay: float, epochs: int, steps_per_epoch: int, t
                      warmup_steps=max(1, steps_per_epoch * epochs // 20))
 
 
-def train_timeseries(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
-    """`python train.py --dataset basicmotions|gunpoint|japanesevowels|italypowerdemand --model sln-ts-small`."""
-    out = Path(opts.out or Path("runs") / f"{opts.dataset}-{cfg.name}")
+def load_series_files(train: str | Path, files: DataFiles) -> tuple[TSSplits, dict[str, Any]]:
+    """User files -> (normalised splits, {"train"/"test": {path, size, sha256}}); checksums checked if given."""
+    if files.test is None:
+        raise ValueError(f"--dataset {train} is a user file: pass its test split too, --test PATH_TEST"
+                         f"{Path(train).suffix}")
+    records = {"train": file_record(train, files.train_sha256), "test": file_record(files.test, files.test_sha256)}
+    tr = read_series_file(train)
+    te = read_series_file(files.test, class_names=tr.class_names)
+    return make_splits(tr, te, f"{train} / {files.test}"), records
+
+
+def series_state(data: TSSplits) -> dict[str, Any]:
+    """What evaluation needs from training (stored in the checkpoint): classes and normalisation."""
+    return {"class_names": list(data.class_names), "mean": [float(v) for v in data.mean],
+            "std": [float(v) for v in data.std], "n_channels": int(data.x_train.shape[2])}
+
+
+def _check_resume_files(opts: RunOptions, records: dict[str, Any]) -> None:
+    """--resume must continue on the same training file (same SHA-256) as the checkpoint's run."""
+    if not opts.resume or opts.out is None or not (Path(opts.out) / CKPT).is_file():
+        return
+    meta, _ = read_checkpoint(Path(opts.out) / CKPT)
+    old = json.loads(meta["train"]).get("files", {}).get("train")
+    if old is not None and old["sha256"] != records["train"]["sha256"]:
+        raise DataError(f"--resume: {records['train']['path']} is not the file the checkpoint was trained on "
+                        f"({old['path']}, sha256 {old['sha256'][:16]}...); start a new run (another --out)")
+
+
+def train_timeseries(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None = None) -> dict[str, Any]:
+    """`python train.py --dataset basicmotions|gunpoint|japanesevowels|italypowerdemand --model sln-ts-small`,
+    or `--dataset TRAIN_FILE --test TEST_FILE` (files: the user files, see sln/series_files.py)."""
+    if cfg.task != "classify":
+        raise ValueError(f"--model {cfg.name} is a {cfg.task!r} model; time series need a classifier "
+                         "(e.g. --model sln-ts-small)")
+    out = Path(opts.out or Path("runs") / f"{run_label(opts.dataset)}-{cfg.name}")
     opts = dataclasses.replace(opts, out=out)
-    data = limit_data(load_ts_dataset(opts.dataset, opts.data_dir), opts.limit_train, opts.limit_test)
+    records: dict[str, Any] = {}
+    if is_series_file(opts.dataset):
+        data, records = load_series_files(opts.dataset, files or DataFiles())
+        _check_resume_files(opts, records)
+    else:
+        data = load_ts_dataset(opts.dataset, opts.data_dir)
+    data = limit_data(data, opts.limit_train, opts.limit_test)
     cfg = resume_config(_fit_cfg(cfg, data), opts)
     torch.manual_seed(cfg.seed)
     model = SLN(cfg)
-    task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop)
+    task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop, progress=opts.progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n = len(data.x_train)
+    padding = epoch_padding(task)
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
           f"{model.num_params():,} params, {opts.dataset}: {n} train / {len(data.x_test)} test, "
           f"D={cfg.input_size}, T<={data.x_train.shape[1]}, {len(data.class_names)} classes, "
-          f"{resolve_threads(opts.threads)} threads")
+          f"{resolve_threads(opts.threads)} threads; steps computed/needed per epoch "
+          f"{padding['computed']}/{padding['needed']}")
     spec = ts_spec(cfg.lr, cfg.weight_decay, cfg.epochs, task.steps_per_epoch, cfg.time_budget_s)
-    res = fit(model, task, spec, opts, {"dataset": opts.dataset})
-    irregular = irregular_eval_sln(model, data)
+    state = {"dataset": opts.dataset, "series": series_state(data), **({"files": records} if records else {})}
+    res = fit(model, task, spec, opts, state)
+    irregular = irregular_eval_sln(model, data, opts.progress)
     for k, v in irregular.items():
         print(f"  {k}: with dt {100 * v['with_dt']:.2f}%   without dt {100 * v['without_dt']:.2f}%")
     metrics = {**classify_metrics(cfg, model, res, opts.dataset), "train_series": n,
                "test_series": len(data.x_test), "irregular": irregular, "drop_draws": DROP_DRAWS,
-               "history": res.history, "config": cfg.to_dict()}
+               "steps_per_epoch_computed": padding["computed"], "steps_per_epoch_needed": padding["needed"],
+               **({"files": records} if records else {}), "history": res.history, "config": cfg.to_dict()}
     write_metrics(out, metrics)
     return metrics
+
+
+def evaluate_checkpoint(checkpoint: str | Path, test: str | Path, test_sha256: str | None = None,
+                        dropped: bool = False, progress: bool = True) -> dict[str, Any]:
+    """`sln evaluate`: a time-series checkpoint on a test file, normalised with the checkpoint's stored
+    training statistics; the test file's labels and channels must match the training data's."""
+    model, state = load_checkpoint(checkpoint)
+    st = state.get("series")
+    if not isinstance(model, SLN) or model.cfg.task != "classify" or st is None:
+        raise ValueError(f"{checkpoint} is not a time-series classifier checkpoint with stored normalisation "
+                         "(trained before it was stored, or another kind of model); retrain it with train.py")
+    record = file_record(test, test_sha256)
+    te = read_series_file(test, class_names=st["class_names"])
+    check_channels(te, int(st["n_channels"]), str(test))
+    mean, std = np.asarray(st["mean"], dtype=np.float32), np.asarray(st["std"], dtype=np.float32)
+    x, lengths = pad(te.series, mean, std)
+    y = torch.from_numpy(te.labels)
+    ev = evaluate_ts(model, x, lengths, y, progress=progress)
+    res: dict[str, Any] = {"checkpoint": str(checkpoint), "test": record, "test_series": len(y),
+                           "accuracy": ev["accuracy"], "active_fraction": ev["active_fraction"],
+                           "class_names": st["class_names"], "trained_on": state.get("dataset")}
+    if dropped:
+        data = TSSplits(x[:0], lengths[:0], y[:0], x, lengths, y, st["class_names"], mean, std)
+        res["irregular"] = irregular_eval_sln(model, data, progress)
+    return res
 
 
 # --- transformer baseline -----------------------------------------------------------------
@@ -241,9 +375,11 @@ def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3,
     params = sum(p.numel() for p in model.parameters())
     # the kept steps' true times (the transformer's analogue of dt) vs re-indexed 0..T'-1
     irregular = irregular_eval(lambda x, _dt, lengths, times: transformer_accuracy(model, x, times, lengths,
-                                                                                    data.y_test), data)
+                                                                                    data.y_test), data, progress)
+    secs = res.epoch_seconds          # the same measure as classify_metrics' seconds_per_epoch
     return {"dataset": dataset, "model": "transformer", "params": params, "train_drop": train_drop,
             "epochs": epochs, "train_seconds": res.train_seconds, "threads": res.threads,
+            "seconds_per_epoch": float(np.mean(secs)) if secs else 0.0,
             "test_accuracy": res.final["accuracy"], "irregular": irregular}
 
 

