@@ -2,15 +2,18 @@
 # Set up a virtual environment in .venv with sln installed (editable) and fetch MNIST.
 #   bash scripts/setup.sh          - Python packages only (enough to train on MNIST)
 #   bash scripts/setup.sh --test   - also the test tools and the system packages the tests use:
-#                                    gcc/make, the Cortex-M toolchain + QEMU, Fashion-MNIST
+#                                    gcc/make, the Cortex-M toolchain + QEMU, Fashion-MNIST, clang
+#                                    (libFuzzer), the lab-capture tools (tcpdump, nmap, hping3, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 if [ "$want_test" = 1 ]; then
-  # clang + libclang-rt: the libFuzzer harness of the loader (tests/test_fuzz.py)
+  # clang + libclang-rt: the libFuzzer harness of the loader (tests/test_fuzz.py);
+  # tcpdump ... slowhttptest: the lab capture regenerated in a network namespace (tests/test_security_packets.py)
   apt_pkgs="gcc make gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm dataset-fashion-mnist clang libclang-rt-14-dev"
+  apt_pkgs="$apt_pkgs tcpdump nmap hping3 mosquitto mosquitto-clients hydra slowhttptest iproute2 util-linux"
   missing=""
   for p in $apt_pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   if [ -n "$missing" ]; then
