@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("sln.generate", "sample text from a character language model checkpoint"),
     "evaluate": ("sln.evaluate_cli", "accuracy of a time-series checkpoint on a test file"),
     "models": ("sln.train_cli", "list registered models"),
+    "detect-url": ("sln.security.detect_cli", "score domains / URLs, one per line, with a trained detector"),
 }
 
 

@@ -196,3 +196,16 @@ def sln_lm_small() -> SLNConfig:
 def sln_lm_tiny() -> SLNConfig:
     return SLNConfig(task="lm", input_size=84, n_classes=84, n_neurons=200, active_frac=0.03, lr=2e-2, batch_size=8,
                      epochs=1, time_budget_s=60.0)
+
+
+# --- the domain / URL detector (sln/security/detect.py, docs/SECURITY_APPS.md) --------------------
+@register
+def sln_domains_small() -> SLNConfig:
+    # input_size 61: one-hot characters over sln.security.domains.VOCAB (59 symbols + pad + other), one
+    #   character per step; n_classes 2: benign / malicious (the score is logit[1] - logit[0])
+    # N = 256, k = 7 (3 %): the project's sparse range; at 1 thread a 10-minute budget covers ~6 epochs of
+    #   the 105 k training hosts (measured ~0.13 s per batch of 128 x 30 steps)
+    # batch 128 and lr 4e-3: the image recipe (docs/DESIGN.md); augment_shift 0: images only
+    # time_budget_s 600: what a 2-core machine shared with other jobs affords (equal for every view)
+    return SLNConfig(input_size=61, n_classes=2, n_neurons=256, active_frac=0.03, lr=4e-3, batch_size=128,
+                     epochs=20, augment_shift=0, time_budget_s=600.0)

@@ -25,6 +25,9 @@ IMAGE_DATASETS = ("mnist", "fashion-mnist")
 SERIES_FILE, TEXT_FILE = "TRAIN.ts|.txt|.tsv|.csv (with --test TEST_FILE)", "text:PATH (optional --val text:PATH2)"
 # user files: the model used when --model is not given
 FILE_MODELS = {SERIES_FILE: "sln-ts-small", TEXT_FILE: "sln-lm-small"}
+# --model when it is not given: the dataset's own named model, else sln-small
+DEFAULT_MODELS = {**FILE_MODELS, "shakespeare": "sln-lm-small", "domains": "sln-domains-small",
+                  "urls": "sln-domains-small", "urls-hostname": "sln-domains-small"}
 
 # dataset -> "module:function" of its trainer(cfg, RunOptions) -> metrics dict
 TRAINERS: dict[str, str] = {
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", default="mnist", help="dataset: " + ", ".join(TRAINERS))
     p.add_argument("--model", default=None, help="registered model (default sln-small; user files: sln-ts-small, "
-                   "text: sln-lm-small): " + ", ".join(list_models()))
+                   "text and shakespeare: sln-lm-small, domains/urls: sln-domains-small): " + ", ".join(list_models()))
     p.add_argument("--test", type=Path, default=None, help="time-series test file for a user --dataset file")
     p.add_argument("--val", default=None, help="text:PATH validation text for --dataset text:PATH "
                    "(not given: the last 10 %% of the training file validates)")
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown dataset {args.dataset!r}; known: {', '.join(TRAINERS)}", file=sys.stderr)
         return 2
     files = _data_files(args, key)
-    args.model = args.model or FILE_MODELS.get(key, "sln-small")
+    args.model = args.model or DEFAULT_MODELS.get(key, "sln-small")
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
     try:
         cfg = get_config(args.model, **overrides)

@@ -24,8 +24,10 @@ FLOORS: dict[str, int] = {
     "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
     "sln.security.baselines": 3, "sln.security.flows": 3, "sln.security.bench": 3,
+    "sln.security.detect": 3,   # the SLN detector's task and trainer (uses the training loop)
     # 4 command lines
     "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,
+    "sln.security.detect_cli": 4,   # sln detect-url
     # the package root re-exports the public API of floors 0-1
     "sln": 1,
 }
