@@ -55,6 +55,17 @@ def get_trainer(dataset: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), fn)
 
 
+def _positive(text: str) -> int:
+    """A count >= 1 (a negative --limit-train would silently slice from the end)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> typing.NoReturn:
         if "unrecognized arguments" in message:
@@ -78,8 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/<dataset>-<model>)")
     p.add_argument("--data-dir", type=Path, default=None, help="dataset cache (default $SLN_DATA or ~/.cache/sln)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test examples")
+    p.add_argument("--limit-train", type=_positive, default=None, help="use only the first N training examples")
+    p.add_argument("--limit-test", type=_positive, default=None, help="use only the first N test examples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
     g = p.add_argument_group("model/training config overrides (default: the named model's value)")

@@ -41,3 +41,10 @@ def test_missing_data_exits_3_and_says_where_to_put_it(tmp_path: Path) -> None:
 def test_debug_shows_the_traceback() -> None:
     r = _run("train.py", "--epochs", "0", "--debug")
     assert r.returncode == 2 and "Traceback" in r.stderr and "epochs=0" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "abc"])
+def test_limits_must_be_positive_counts(value: str) -> None:
+    """--limit-train -5 once trained on 59,995 images (a negative slice): argparse refuses it now."""
+    r = _run("train.py", "--limit-train", value)
+    assert r.returncode == 2 and "argument --limit-train" in r.stderr and "Traceback" not in r.stderr
