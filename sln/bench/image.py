@@ -295,14 +295,19 @@ def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: i
     vit_names = _sizes(args.vit_sizes, VIT_SIZES, "ViT")
     if vit_names is None:
         return 2
+    def trained(train_fn: Any, cfg: Any, name: str, label: str) -> tuple[Any, dict[str, Any]]:
+        """Train (or reuse from the cache) one baseline at the training threads, timing at 1 thread."""
+        torch.set_num_threads(args.train_threads)
+        model, info = train_fn(cfg, xtr, ytr, xte, yte, epochs,
+                               args.cache_dir / f"{args.dataset}-{name}-e{epochs}-n{len(xtr)}",
+                               progress=not args.no_progress)
+        torch.set_num_threads(1)
+        print(f"evaluating {name} ({label}{'reused' if info['reused'] else 'trained'}, {epochs} epochs)")
+        return model, info
+
     for vs in vit_names:
         cfg = VIT_SIZES[vs]
-        torch.set_num_threads(args.train_threads)
-        model, info = train_vit(cfg, xtr, ytr, xte, yte, epochs,
-                                args.cache_dir / f"{args.dataset}-{vs}-e{epochs}-n{len(xtr)}",
-                                progress=not args.no_progress)
-        torch.set_num_threads(1)
-        print(f"evaluating {vs} ({'reused' if info['reused'] else 'trained'}, {epochs} epochs)")
+        model, info = trained(train_vit, cfg, vs, "")
         items.append(evaluate_baseline("vit", vs, cfg, model, model.patches, lambda im, m=model: count_vit(m, im),
                                        info, xte, yte, args, profile))
         int8_jobs.append(("vit", vs, model, ("reused from " if info.get("reused") else "trained by this run into ")
@@ -317,12 +322,7 @@ def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: i
         return 2
     for cs in cfc_names:
         ccfg = dataclasses.replace(CFC_SIZES[cs], input_size=cfc_input)   # the same sequence as the SLN
-        torch.set_num_threads(args.train_threads)
-        cm, cinfo = train_cfc(ccfg, xtr, ytr, xte, yte, epochs,
-                              args.cache_dir / f"{args.dataset}-{cs}-e{epochs}-n{len(xtr)}",
-                              progress=not args.no_progress)
-        torch.set_num_threads(1)
-        print(f"evaluating {cs} (ncps CfC, {'reused' if cinfo['reused'] else 'trained'}, {epochs} epochs)")
+        cm, cinfo = trained(train_cfc, ccfg, cs, "ncps CfC, ")
         items.append(evaluate_baseline("cfc", cs, ccfg, cm, cm.to_input, lambda im, m=cm: count_cfc(m, im),
                                        cinfo, xte, yte, args, profile))
     return 0
