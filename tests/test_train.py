@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from sln import get_config
 from sln.checkpoint import load_checkpoint, save_checkpoint
+from sln.data import load_split
 from sln.model import create_model, images_to_sequence
 from sln.tasks.images import random_shift
 from sln.train import RunOptions, lr_at, train
@@ -56,7 +59,6 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
 
 
 def test_checkpoint_rejects_foreign_file(tmp_path: Path) -> None:
-    from safetensors.torch import save_file
     save_file({"w": torch.zeros(2)}, str(tmp_path / "x.safetensors"))
     with pytest.raises(ValueError, match="not an SLN checkpoint"):
         load_checkpoint(tmp_path / "x.safetensors")
@@ -164,3 +166,27 @@ def test_random_shift_translates_with_zero_fill() -> None:
     assert dy.abs().max() <= 2 and dx.abs().max() <= 2
     assert len(set(zip(dy.tolist(), dx.tolist()))) > 10  # shifts vary per image
     assert torch.equal(random_shift(img, 0, torch.Generator()), img)
+
+
+def test_resume_of_a_finished_run_re_evaluates_what_it_loads(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--resume of a complete run trains nothing and must report the accuracy of the weights it loaded, not the
+    figure stored in the checkpoint's history (here the readout is zeroed after training: every logit ties,
+    argmax picks class 0, so the real accuracy is the share of zeros among the test labels)."""
+    cfg = get_config("sln-tiny", epochs=1, **SMALL)
+    first = train(cfg, _opts(tmp_path))
+    ckpt = tmp_path / "checkpoint.safetensors"
+    with safe_open(str(ckpt), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(ckpt))
+    readout = [k for k in tensors if k.startswith("model.readout")]
+    assert readout, sorted(tensors)
+    for k in readout:
+        tensors[k] = torch.zeros_like(tensors[k])
+    save_file(tensors, str(ckpt), metadata=meta)
+    capsys.readouterr()
+    again = train(cfg, _opts(tmp_path, resume=True))
+    _, yte = load_split("mnist", "test", None, 500)
+    assert again["test_accuracy"] == pytest.approx(float((yte == 0).mean()))
+    assert again["test_accuracy"] < first["test_accuracy"] - 0.2, (first["test_accuracy"], again["test_accuracy"])
+    out = capsys.readouterr().out
+    assert "already complete" in out and "re-evaluated" in out

@@ -185,12 +185,14 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
         raise ValueError("the task has no training batch; use more training data or a smaller --batch-size")
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas)
     step, history, spent = (0, [], 0.0) if not opts.resume else _restore(opts, model, opt, spe)
+    step0 = step
     budget = spec.time_budget_s
     total = spec.max_steps if spec.max_steps is not None else (None if budget else spe * spec.epochs)
     warm = min(spec.warmup_steps, total // 10) if total is not None else 0
     if opts.resume and ((budget and spent >= budget) or (total is not None and step >= total)):
-        print("note: the checkpoint's run is already complete (its config's epochs / time budget); "
-              "start a new run (another --out) to train longer")
+        print("note: the checkpoint's run is already complete: its stored config's epochs / time budget win over "
+              "the flags (a resumed run is the same run, so its schedule cannot change); nothing is trained, the "
+              "resumed model is re-evaluated. To train longer, start a new run (another --out)")
 
     def save() -> None:
         if out is not None:
@@ -260,7 +262,12 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
     if bar is not None:
         bar.close()
     train_s = clock()
-    if history and history[-1]["epoch"] * spe == step:
+    if step == step0 and opts.resume:
+        # nothing trained in this run: evaluate what was resumed, never re-report the stored figures
+        # (a checkpoint edited or damaged after its last evaluation would otherwise keep its old score)
+        final = task.evaluate(model)
+        _log(task, f"resumed checkpoint after {step} steps (re-evaluated)", final, None)
+    elif history and history[-1]["epoch"] * spe == step:
         final = {k: v for k, v in history[-1].items() if k not in ("epoch", "train_loss", "seconds")}
     else:
         final = task.evaluate(model)
