@@ -292,6 +292,23 @@ def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
                            cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress)
 
 
+def cached_info(out: Path | None, stem: str, cfg_dict: dict[str, Any], epochs: int, n_train: int
+                ) -> dict[str, Any] | None:
+    """The info of out/<stem>.safetensors when it was trained with this config, epochs and training-set
+    size (what _train_or_reuse would reuse), else None."""
+    if out is None:
+        return None
+    wf, jf = out / f"{stem}.safetensors", out / f"{stem}.json"
+    if not (wf.is_file() and jf.is_file()):
+        return None
+    try:
+        info = json.loads(jf.read_text())
+    except json.JSONDecodeError:
+        return None
+    key = {"config": cfg_dict, "epochs": epochs, "train_images": int(n_train)}
+    return info if info.get("key") == key else None
+
+
 def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], name: str, stem: str, lr: float,
                     wd: float, batch_size: int, seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
                     yte: np.ndarray, epochs: int, out: Path | None, progress: bool) -> tuple[Any, dict[str, Any]]:
@@ -303,12 +320,11 @@ def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], n
 
     key = {"config": cfg_dict, "epochs": epochs, "train_images": int(len(xtr))}
     wf, jf = (out / f"{stem}.safetensors", out / f"{stem}.json") if out is not None else (None, None)
-    if wf is not None and wf.is_file() and jf.is_file():
-        info = json.loads(jf.read_text())
-        if info.get("key") == key:
-            model.load_state_dict(load_file(str(wf)))
-            model.eval()
-            return model, {**info, "reused": True}
+    info = cached_info(out, stem, cfg_dict, epochs, len(xtr))
+    if info is not None and wf is not None:
+        model.load_state_dict(load_file(str(wf)))
+        model.eval()
+        return model, {**info, "reused": True}
     task = ImageTask(xtr, ytr, xte, yte, batch_size, seed, to_input, eval_each_epoch=False, progress=progress)
     res = fit(model, task, TrainSpec(lr=lr, weight_decay=wd, epochs=epochs),
               RunOptions(out=None, progress=progress, threads=torch.get_num_threads()))

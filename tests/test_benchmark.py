@@ -1,14 +1,17 @@
 """benchmark.py end to end (--quick), the JSON schema, the report and the equal-accuracy comparison."""
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from sln.bench import cli, report
+from sln.bench import cli, plan, report
 from sln.bench.compare import compare, headline_comparison
 from sln.bench.schema import INT8_SCHEMA, JSON_SCHEMA, SCHEMA_ID, validate
 from sln.energy import estimate_pj, get_profile
@@ -26,6 +29,10 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     assert rc == 0
     printed = capsys.readouterr().out
     assert "HEADLINE" in printed and "not measured here" in printed
+    # nothing was cached: the training work is announced, with a timed estimate, before it starts
+    plan = printed[printed.index("before measuring"):printed.index("total: ~")]
+    for name in ("sln-tiny", "sln-small-dense", "vit-xs"):
+        assert re.search(rf"{name}: .*, \d[\d,]* steps x \d+ ms = ~[\d.]+ (s|min) \(estimate\)", plan), plan
     doc = json.loads(js.read_text())
     assert doc["schema"] == SCHEMA_ID and validate(doc, JSON_SCHEMA) == []
     assert doc["machine"]["engine_backend"] == "c"
@@ -238,3 +245,52 @@ def test_sensitivity_recomputes_the_published_headline_and_derives_the_split() -
     assert fixed["fp32"]["sln_uJ"] < pub["fp32"]["sln_uJ"] and fixed["int8"]["sln_uJ"] < pub["int8"]["sln_uJ"]
     md = S.markdown_table(res)
     assert md.count("\n| `") == 3 and "sln-base" in md
+
+
+def test_no_train_refuses_missing_models_and_names_the_commands(tmp_path, capsys) -> None:
+    rc = cli.main(["--compare-energy", "--quick", "--runs-dir", str(tmp_path / "runs"), "--out",
+                   str(tmp_path / "out"), "--no-progress", "--no-train"])
+    assert rc == 2
+    cap = capsys.readouterr()
+    from sln.baselines import ncps_available
+    n = 4 if ncps_available() else 3                 # sln-tiny, sln-small-dense, vit-xs (+ cfc-64)
+    assert f"--no-train: {n} model(s) have no checkpoint" in cap.out, cap.out
+    assert f"python train.py --dataset mnist --model sln-tiny --epochs 1 --out {tmp_path / 'runs'}/mnist-sln-tiny" \
+        in cap.out
+    assert "nothing measured" in cap.err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_announce_asks_on_a_terminal_and_a_no_stops() -> None:
+    calls: list[int] = []
+
+    class Task:
+        def get_batch(self, i: int) -> int:
+            calls.append(i)
+            return i
+
+        def loss(self, model, batch):
+            return model(torch.ones(1, 2)).sum(), {}
+
+    job = plan.TrainJob("m", "a test model", 1000, lambda: (torch.nn.Linear(2, 2), Task()))
+    buf = io.StringIO()
+    assert plan.announce([job], 1, no_train=False, yes=False, stream=buf, ask=lambda q: "n") is False
+    assert calls == [0, 1, 2, 3]                       # one untimed + 3 timed steps
+    assert job.seconds_per_step is not None and job.estimate_s == pytest.approx(1000 * job.seconds_per_step)
+    assert "m: a test model, 1,000 steps x" in buf.getvalue() and "(estimate)" in buf.getvalue()
+    assert plan.announce([job], 1, no_train=False, yes=False, stream=io.StringIO(), ask=lambda q: "y") is True
+    assert plan.announce([job], 1, no_train=False, yes=True, stream=io.StringIO(), ask=lambda q: "n") is True
+    assert plan.announce([], 1, no_train=True, yes=False) is True     # nothing to train: nothing to refuse
+
+
+def test_training_threads_follow_flag_then_sln_then_omp(monkeypatch) -> None:
+    monkeypatch.delenv("SLN_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert plan.train_threads(None) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert plan.train_threads(None) == 3
+    monkeypatch.setenv("SLN_THREADS", "2")
+    assert plan.train_threads(None) == 2 and plan.train_threads(5) == 5
+    monkeypatch.setenv("SLN_THREADS", "two")
+    with pytest.raises(ValueError, match="SLN_THREADS must be a positive whole number"):
+        plan.train_threads(None)

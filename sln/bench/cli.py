@@ -46,8 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "on 2 cores, beyond the 25-min budget): " + ", ".join(VIT_SIZES))
     p.add_argument("--epochs", type=int, default=None, help="epochs for models trained here (default: the "
                    "headline SLN checkpoint's epochs, else 10)")
-    p.add_argument("--train-threads", type=int, default=1, help="threads for training baselines (on a shared "
-                   "2-core machine 1 thread trained the ViT ~10x faster than 2)")
+    p.add_argument("--train-threads", type=int, default=None, help="threads for the models this run trains "
+                   "(default $SLN_THREADS, else $OMP_NUM_THREADS, else 1: on a shared 2-core machine 1 thread "
+                   "trained the ViT ~10x faster than 2); timing is always at 1 thread")
+    p.add_argument("--no-train", action="store_true", help="never train: exit 2 listing the models without a "
+                   "checkpoint and the commands that make them")
+    p.add_argument("--yes", action="store_true", help="train missing models without asking (the question is "
+                   "asked only on a terminal; the plan and its time estimate are always printed)")
     p.add_argument("--repeats", type=int, default=200, help="timed batch-1 runs per model")
     p.add_argument("--warmup", type=int, default=20, help="untimed warm-up runs per model")
     p.add_argument("--limit-train", type=int, default=None, help="train on the first N training images")

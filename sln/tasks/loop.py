@@ -118,12 +118,18 @@ def lr_at(pos: float, total: float, base: float, warmup: float = 100, floor: flo
     return floor * base + (1 - floor) * 0.5 * base * c
 
 
-def resolve_threads(threads: int | None) -> int:
-    """--threads, else $SLN_THREADS, else every core."""
+def resolve_threads(threads: int | None, default: int | None = None) -> int:
+    """--threads, else $SLN_THREADS, else $OMP_NUM_THREADS (what users set for every torch program), else
+    `default` (every core when None)."""
     if threads:
         return threads
-    env = os.environ.get("SLN_THREADS")
-    return int(env) if env else (os.cpu_count() or 1)
+    for var in ("SLN_THREADS", "OMP_NUM_THREADS"):
+        env = os.environ.get(var, "").strip()
+        if env:
+            if not env.isdigit() or int(env) < 1:
+                raise ValueError(f"${var} must be a positive whole number of threads, got {env!r}")
+            return int(env)
+    return default or os.cpu_count() or 1
 
 
 def write_metrics(out: Path, metrics: dict[str, Any]) -> None:
