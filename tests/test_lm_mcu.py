@@ -159,17 +159,21 @@ def firmware(lm: LM) -> Path:
     return lm.root / "build" / "mcu_lm" / "firmware_lm.elf"
 
 
-def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> None:
+def _qemu_lm(firmware: Path, *args: object) -> tuple[int, str]:
+    """-> (exit status, semihosting output + stderr) of the LM firmware with these arguments."""
     out = firmware.parent / "qemu-output.txt"
     out.unlink(missing_ok=True)
-    args = "".join(f",arg={a}" for a in (N_TOK, SEED, TEMP_Q8, TOP_K, *lm.prompt))
     r = subprocess.run(
         ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "none",
          "-icount", "shift=0", "-chardev", f"file,id=semi,path={out}", "-semihosting-config",
-         f"enable=on,target=native,chardev=semi,arg=firmware_lm{args}", "-kernel", str(firmware)],
-        capture_output=True, text=True, timeout=120)
-    text = (out.read_text() if out.exists() else "") + r.stderr
-    assert r.returncode == 0, text[-2000:]
+         "enable=on,target=native,chardev=semi,arg=firmware_lm" + "".join(f",arg={a}" for a in args),
+         "-kernel", str(firmware)], capture_output=True, text=True, timeout=120)
+    return r.returncode, (out.read_text() if out.exists() else "") + r.stderr
+
+
+def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> None:
+    rc, text = _qemu_lm(firmware, N_TOK, SEED, TEMP_Q8, TOP_K, *lm.prompt)
+    assert rc == 0, text[-2000:]
     host = _host(lm, N_TOK, SEED, TEMP_Q8, TOP_K)
     mcu = _tokens(text)
     assert mcu == _tokens(host.stdout) == intspec.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
@@ -194,6 +198,19 @@ def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> Non
     nm = subprocess.run(["arm-none-eabi-nm", str(firmware)], capture_output=True, text=True, check=True).stdout
     assert not re.findall(r"\b(__aeabi_[fd]\w+|__(?:add|sub|mul|div)[sd]f3|__float\w+|__fix\w+)\b", nm)
     assert "sln_lm_step" in nm and "sln_sample" in nm
+
+
+def test_firmware_refuses_malformed_and_wrapping_numbers(lm: LM, firmware: Path) -> None:
+    """The firmware's parser wrapped silently (4294967297 became 1, "abc" 0, -5 a huge temperature);
+    now each bad argument stops it with an error naming the argument, before anything is generated."""
+    vocab = len(lm.vocab)
+    good = [N_TOK, SEED, TEMP_Q8, TOP_K, *lm.prompt]
+    for pos, value, name in ((0, "4294967297", "N_TOKENS"), (2, "-5", "TEMP_Q8"), (3, str(vocab + 1), "TOP_K"),
+                             (1, "abc", "SEED"), (4, str(vocab), "PROMPT_ID")):
+        args = list(good)
+        args[pos] = value
+        rc, text = _qemu_lm(firmware, *args)
+        assert rc != 0 and f"error: {name}" in text and "tokens" not in text, (name, value, rc, text[-300:])
 
 
 def test_lm_runtime_under_sanitizers_on_valid_and_corrupted_files(lm: LM) -> None:

@@ -17,11 +17,22 @@
 /* ticks elapsed since t0 on the 24-bit down-counter */
 static inline uint32_t ticks_since(uint32_t t0) { return (t0 - SYST_CVR) & 0xFFFFFFu; }
 
-static inline uint32_t parse_u32(const char *s)
+/* A decimal argument in [0, max] -> *out, 0; anything else (empty, a sign, a non-digit, a value above
+ * max, which also catches 32-bit wrap-around: 4294967297 is refused, not read as 1) -> 1, *out untouched.
+ * The same ranges as the host CLIs (runtime/sln_cli_util.h), so both refuse the same command lines. */
+static inline int parse_u32(const char *s, uint32_t max, uint32_t *out)
 {
   uint32_t v = 0;
-  while (*s >= '0' && *s <= '9') v = v * 10u + (uint32_t)(*s++ - '0');
-  return v;
+  if (*s == '\0') return 1;
+  for (; *s != '\0'; s++) {
+    uint32_t d;
+    if (*s < '0' || *s > '9') return 1;
+    d = (uint32_t)(*s - '0');
+    if (d > max || v > (max - d) / 10u) return 1; /* v * 10 + d > max */
+    v = v * 10u + d;
+  }
+  *out = v;
+  return 0;
 }
 
 static inline int fail(const char *msg)

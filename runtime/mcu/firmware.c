@@ -41,7 +41,7 @@ int main(void)
     *p = '\0';
   }
   if (nargs < 3) return fail("usage: firmware IMAGES.idx N");
-  n = parse_u32(args[2]);
+  if (parse_u32(args[2], 100000000u, &n)) return fail("N must be a whole number of images in 0..100000000");
   st = sln_load(&model, sln_model_data, sln_model_data_len, SLN_KIND_CLASSIFIER);
   if (st != SLN_OK) return fail(sln_status_name(st));
   if (sln_workspace_size(&model, &need) != SLN_OK || need > sizeof workspace || model.n_classes > SLN_MODEL_N_CLASSES ||

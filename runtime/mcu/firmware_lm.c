@@ -29,7 +29,7 @@ int main(void)
   char *args[MAX_ARGS];
   char ch[2] = {0, 0};
   static char text[1024];
-  uint32_t nargs = 0, n_tok, i, a, total = 0, worst = 0, nt = 0, top_k;
+  uint32_t nargs = 0, n_tok, i, a, total = 0, worst = 0, nt = 0, top_k, seed, temp;
   int32_t temp_q8;
   size_t need = 0;
   sln_rng rng;
@@ -49,14 +49,22 @@ int main(void)
   if (st != SLN_OK) return fail(sln_status_name(st));
   if (sln_state_size(&model, &need) != SLN_OK || need > sizeof state || model.n_classes > SLN_MODEL_N_CLASSES)
     return fail("model does not match the generated sizes");
-  n_tok = parse_u32(args[1]);
-  temp_q8 = (int32_t)parse_u32(args[3]);
-  top_k = parse_u32(args[4]);
-  sln_rng_seed(&rng, parse_u32(args[2]));
+  /* the host CLI's ranges: N_TOKENS 0..10^7, SEED 0..2^32-1, TEMP_Q8 0..65536, TOP_K 0..vocab */
+  if (parse_u32(args[1], 10000000u, &n_tok)) return fail("N_TOKENS must be a whole number in 0..10000000");
+  if (parse_u32(args[2], 0xFFFFFFFFu, &seed)) return fail("SEED must be a whole number in 0..4294967295");
+  if (parse_u32(args[3], 65536u, &temp)) return fail("TEMP_Q8 must be a whole number in 0..65536");
+  if (parse_u32(args[4], model.n_classes, &top_k)) return fail("TOP_K must be a whole number in 0..vocab size");
+  for (a = 5; a < nargs; a++) {
+    uint32_t id;
+    if (parse_u32(args[a], model.n_classes - 1u, &id)) return fail("PROMPT_ID must be a token id in 0..vocab-1");
+  }
+  temp_q8 = (int32_t)temp;
+  sln_rng_seed(&rng, seed);
   sln_reset(&model, state, sizeof state);
   semi_puts("prompt ");
   for (a = 5; a < nargs; a++) {
-    uint32_t id = parse_u32(args[a]);
+    uint32_t id = 0;
+    (void)parse_u32(args[a], model.n_classes - 1u, &id); /* checked above */
     st = sln_lm_step(&model, state, sizeof state, id, logits);
     if (st != SLN_OK) return fail(sln_status_name(st));
     ch[0] = sln_lm_vocab[id];
