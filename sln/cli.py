@@ -11,6 +11,7 @@ missing checkpoint); 5 the system refused (read-only or full disk, permissions);
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import traceback
@@ -45,6 +46,18 @@ def _exit_code(e: BaseException) -> int:
     return EXIT_USAGE
 
 
+# what to do about the system errors a user can cause (an --out that is a file, a read-only or full disk)
+OS_HINTS = {
+    errno.EEXIST: "that path exists and is not a folder: choose another --out",
+    errno.ENOTDIR: "a part of that path is a file, not a folder: choose another --out",
+    errno.EISDIR: "that path is a folder: give a file name",
+    errno.EACCES: "no permission to write there: choose a writable --out",
+    errno.EPERM: "not permitted to write there: choose a writable --out",
+    errno.EROFS: "the filesystem is read-only: choose a writable --out",
+    errno.ENOSPC: "the disk is full: free space and rerun with --resume (the last complete checkpoint is kept)",
+    errno.EDQUOT: "the disk quota is exhausted: free space and rerun with --resume",
+}
+
 USER_ERRORS = (DataError, CheckpointError, ValueError, KeyError, OSError, KeyboardInterrupt)
 
 
@@ -60,6 +73,8 @@ def run(main_fn: Callable[[list[str]], int | None], argv: list[str] | None = Non
             traceback.print_exc()
         msg = "interrupted" if isinstance(e, KeyboardInterrupt) else (e.args[0] if isinstance(e, KeyError)
                                                                       and e.args else str(e))
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.errno in OS_HINTS:
+            msg = f"{e.strerror}: {e.filename}; {OS_HINTS[e.errno]}" if e.filename else f"{msg}; {OS_HINTS[e.errno]}"
         hint = "" if debug else "  (--debug shows the traceback)"
         print(f"{prog}: error: {msg}{hint}", file=sys.stderr)
         return _exit_code(e)

@@ -48,3 +48,47 @@ def test_limits_must_be_positive_counts(value: str) -> None:
     """--limit-train -5 once trained on 59,995 images (a negative slice): argparse refuses it now."""
     r = _run("train.py", "--limit-train", value)
     assert r.returncode == 2 and "argument --limit-train" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("below, words", [
+    ("", "File exists: {p}; that path exists and is not a folder"),
+    ("sub", "Not a directory: {p}; a part of that path is a file"),
+])
+def test_bad_out_folders_say_what_to_do(tmp_path: Path, below: str, words: str) -> None:
+    """--out on an existing file (or below one) gave a bare '[Errno 17] File exists'."""
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / below if below else tmp_path / "afile"
+    r = _run("train.py", "--out", str(out), "--limit-train", "64", "--limit-test", "10", "--epochs", "1")
+    assert r.returncode == 5 and words.format(p=out) in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_full_disk_during_a_checkpoint_keeps_the_last_one_and_says_resume(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The second checkpoint write fails with ENOSPC: the first checkpoint survives, no torn file is left, and
+    the user gets one line saying the disk is full and to --resume (exit 5, no traceback)."""
+    import errno
+
+    import sln.checkpoint as ck
+    from sln.checkpoint import TMP_SUFFIX, load_checkpoint
+    from sln.cli import run
+    from sln.train_cli import main as train_main
+
+    real, calls = ck.save_file, [0]
+
+    def full(tensors, name, metadata=None):
+        calls[0] += 1
+        if calls[0] == 2:
+            Path(name).write_bytes(b"half a file")          # what a write cut by a full disk leaves
+            raise OSError(errno.ENOSPC, "No space left on device", name)
+        real(tensors, name, metadata=metadata)
+
+    monkeypatch.setattr(ck, "save_file", full)
+    rc = run(train_main, ["--model", "sln-tiny", "--n-neurons", "64", "--epochs", "3", "--limit-train", "128",
+                          "--limit-test", "20", "--batch-size", "32", "--out", str(tmp_path), "--no-progress",
+                          "--threads", "1"], prog="train.py")
+    err = capsys.readouterr().err
+    assert rc == 5, err
+    assert "No space left on device" in err and "the disk is full" in err and "--resume" in err, err
+    assert "Traceback" not in err
+    _, state = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert state["step"] == 4                                   # epoch 1's checkpoint (128 / 32 steps)
+    assert not (tmp_path / ("checkpoint.safetensors" + TMP_SUFFIX)).exists()
