@@ -131,11 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--checkpoint and --out are required")
     if args.lm:
         return _main_lm(args)
-    try:
-        r = export(args.checkpoint, args.out, args.calib, args.eval_limit, args.data_dir, args.dataset)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"export: {e}", file=sys.stderr)
-        return 1
+    # errors go to the one CLI error path (sln/cli.py run): one line, exit 2/3/4/5 by kind
+    r = export(args.checkpoint, args.out, args.calib, args.eval_limit, args.data_dir, args.dataset)
     t = r["test"]
     print(json.dumps(r["quantiser"], indent=1))
     print(f"{r['dataset']} test ({t['n_images']} images): float {100 * t['float_accuracy']:.2f} %  "

@@ -10,7 +10,6 @@ seeded with --seed: the same checkpoint, prompt and flags give the same text.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from .gpt import GPTLM
 from .lm import load_lm
 from .model import SLN
 from .text import Vocab
+from .train import resolve_threads
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_k: int, g: torch.Generator) -> torch.Tensor:
@@ -88,19 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely characters (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    # batch-1 decoding is a chain of tiny ops: one thread is fastest (SLN_THREADS overrides)
-    torch.set_num_threads(int(os.environ.get("SLN_THREADS", "1")))
-    try:
-        model, vocab, _ = load_lm(a.checkpoint)
-        chars = generate_stream(model, vocab, a.prompt, a.tokens, a.temperature, a.top_k, a.seed)
-        t0 = time.time()
-        print(a.prompt, end="", flush=True)
-        for i, ch in enumerate(chars):            # stream the text as it is generated
-            print(ch, end="", flush=i % 64 == 63)
-        print(flush=True)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"sln generate: {e}", file=sys.stderr)
-        return 2
+    # batch-1 decoding is a chain of tiny ops: one thread is fastest ($SLN_THREADS / $OMP_NUM_THREADS override)
+    torch.set_num_threads(resolve_threads(None, default=1))
+    # errors go to the one CLI error path (sln/cli.py run): one line, exit 2 (arguments) or 4 (checkpoint)
+    model, vocab, _ = load_lm(a.checkpoint)
+    chars = generate_stream(model, vocab, a.prompt, a.tokens, a.temperature, a.top_k, a.seed)
+    t0 = time.time()
+    print(a.prompt, end="", flush=True)
+    for i, ch in enumerate(chars):            # stream the text as it is generated
+        print(ch, end="", flush=i % 64 == 63)
+    print(flush=True)
     secs = time.time() - t0
     print(f"\n[{a.tokens} characters in {secs:.2f} s, {a.tokens / max(secs, 1e-9):.0f} chars/s, batch 1, "
           f"{torch.get_num_threads()} threads]", file=sys.stderr)

@@ -22,7 +22,9 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     (["train.py", "--batch-size", "-3"], 2, "batch_size=-3"),
     (["train.py", "--model", "sln-huge"], 2, "unknown model 'sln-huge'; known models: "),
     (["train.py", "--n-neurons", "10000000"], 2, "n_neurons=10000000"),
-    (["-m", "sln.cli", "generate", "--checkpoint", "/nonexistent/ck.safetensors"], 2, "no checkpoint at"),
+    (["-m", "sln.cli", "generate", "--checkpoint", "/nonexistent/ck.safetensors"], 4, "no checkpoint at"),
+    (["export.py", "--checkpoint", "README.md", "--out", "/tmp/sln-never-written"], 4,
+     "README.md is not a readable safetensors checkpoint"),
 ])
 def test_user_errors_are_one_line_with_exit_code(args: list[str], code: int, words: str) -> None:
     r = _run(*args)

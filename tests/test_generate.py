@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sln.cli import run
 from sln.config import SLNConfig
 from sln.generate import generate, generate_stream, main
 from sln.lm import save_lm
@@ -36,7 +37,7 @@ def test_stream_yields_the_same_text_one_character_at_a_time(ckpt: Path) -> None
 
 @pytest.mark.parametrize("flag, value", [("--tokens", "-5"), ("--temperature", "-1"), ("--top-k", "-2")])
 def test_negative_arguments_are_refused(ckpt: Path, flag: str, value: str, capsys: pytest.CaptureFixture) -> None:
-    assert main(["--checkpoint", str(ckpt), "--prompt", "ab", flag, value]) == 2
+    assert run(main, ["--checkpoint", str(ckpt), "--prompt", "ab", flag, value]) == 2
     assert "must be >= 0" in capsys.readouterr().err
 
 

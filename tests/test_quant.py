@@ -116,8 +116,10 @@ def test_export_cli_and_wrappers(tmp_path: Path) -> None:
     assert (out / "model.sln").read_bytes()[:4] == b"SLNQ"
     c_src = (out / "sln_model_data.c").read_text()
     assert f"sln_model_data[{(out / 'model.sln').stat().st_size}]" in c_src
-    assert export.main(["--checkpoint", str(tmp_path / "missing.safetensors"), "--out", str(out)]) == 1
+    from sln.cli import EXIT_MODEL, run
     from sln.cli import main as sln_main
+    # through the one error path: a missing checkpoint is exit 4 with one line (not a traceback, not 1)
+    assert run(export.main, ["--checkpoint", str(tmp_path / "missing.safetensors"), "--out", str(out)]) == EXIT_MODEL
     assert sln_main(["export", "--checkpoint", str(a.checkpoint), "--out", str(tmp_path / "e2"),
                      "--calib", "100", "--eval-limit", "50"]) == 0
     r = subprocess.run([sys.executable, str(ROOT / "export.py"), "--help"], capture_output=True, text=True,
