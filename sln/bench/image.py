@@ -287,7 +287,7 @@ def _plan(args: argparse.Namespace, jobs: list[tuple[str, str, bool]], epochs: i
         found, cache, overrides = _sln_where(name, args, epochs)
         if found is None and must:
             cfg = get_config(name, **overrides)
-            plan.append(TrainJob(name, f"SLN on {args.dataset}, {epochs} epochs of {n:,} images",
+            plan.append(TrainJob(name, f"SLN on {args.dataset}, {_epochs(epochs)} of {n:,} images",
                                  epoch_steps(n, cfg.batch_size, epochs),
                                  lambda c=cfg: (SLN(c), ImageTask.for_sln(c, xtr, ytr, xte, yte)),
                                  f"python train.py --dataset {args.dataset} --model {name} --epochs {epochs} "
@@ -295,17 +295,21 @@ def _plan(args: argparse.Namespace, jobs: list[tuple[str, str, bool]], epochs: i
     for vs in [v for v in args.vit_sizes.split(",") if v in VIT_SIZES]:
         vc = VIT_SIZES[vs]
         if cached_info(args.cache_dir / f"{args.dataset}-{vs}-e{epochs}-n{n}", "vit", asdict(vc), epochs, n) is None:
-            plan.append(TrainJob(vs, f"ViT baseline, {epochs} epochs of {n:,} images",
+            plan.append(TrainJob(vs, f"ViT baseline, {_epochs(epochs)} of {n:,} images",
                                  epoch_steps(n, vc.batch_size, epochs), lambda c=vc: _probe_baseline(ViT(c), c, data)))
     if not args.no_cfc and args.cfc_sizes and ncps_available():
         for cs in [c for c in args.cfc_sizes.split(",") if c in CFC_SIZES]:
             cc = dataclasses.replace(CFC_SIZES[cs], input_size=cfc_input)
             if cached_info(args.cache_dir / f"{args.dataset}-{cs}-e{epochs}-n{n}", "cfc", asdict(cc), epochs,
                            n) is None:
-                plan.append(TrainJob(cs, f"ncps CfC baseline, {epochs} epochs of {n:,} images",
+                plan.append(TrainJob(cs, f"ncps CfC baseline, {_epochs(epochs)} of {n:,} images",
                                      epoch_steps(n, cc.batch_size, epochs),
                                      lambda c=cc: _probe_baseline(CfCClassifier(c), c, data)))
     return plan
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
 
 
 def _probe_baseline(model: Any, cfg: Any, data: tuple[np.ndarray, ...]) -> tuple[Any, ImageTask]:
