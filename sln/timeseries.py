@@ -65,6 +65,22 @@ DATASETS: dict[str, tuple[str, dict[str, str]]] = {
     "italypowerdemand": ("ItalyPowerDemand", {
         "TRAIN": "341269cb7e6cef96846b30e774580beec79addb93848ba360145219115a74b7c",
         "TEST": "26122451f87dd0387ef90b18bc8a86c041371b8a1c068004922b939971247144"}),
+    # the rest of the wheel's classification sets (Covid3Month and Tecator are regression: refused)
+    "acsf1": ("ACSF1", {
+        "TRAIN": "0646b90dc4843e02baed6b2ba345c5601a4991b6796565489cef1b2d92a7537b",
+        "TEST": "93e8aaeb44a10af181d24a156e60da7021193cd990ca28f263fccf3b905bfebf"}),
+    "arrowhead": ("ArrowHead", {
+        "TRAIN": "a83c470aaf611a5f5284377cce27a5fc9f6292bc3d110257b0fd4905ced5ee72",
+        "TEST": "5417dab42626d41df5e435bb22458c2df40dfad4bcd3b59559bbe72e20e84904"}),
+    "osuleaf": ("OSULeaf", {
+        "TRAIN": "86b9d6e860414ffd26cebc62fff84ffb37fa588ef3e5bf79e4094a437c36ddfc",
+        "TEST": "6c549dd354f9e42d5985fa5fab75321ca9acefc7873457e71467fc8a31f107ce"}),
+    "plaid": ("PLAID", {
+        "TRAIN": "40deb3bc6bd1e1aa0e6db6e6bfd3cecc4a23bf57f6a6d6ab90fb75e4a2c72344",
+        "TEST": "aa6da0dc1461e8d374e068a940ce37d1b0bb1a9844596d818920c8af696d656d"}),
+    "unittest": ("UnitTest", {
+        "TRAIN": "6ce264a7cd41ccfb285e61831dc977a5572e17558551b251d0f1e427c8b9d335",
+        "TEST": "1c28892222289640d0fb156823e183dd79e489e340cfcff16e5af3cf575fd218"}),
 }
 
 

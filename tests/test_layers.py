@@ -19,6 +19,7 @@ FLOORS: dict[str, int] = {
     # 2 tasks (data and what a task adds to the model) and baselines
     "sln.data": 2, "sln.timeseries": 2, "sln.text": 2, "sln.gpt": 2, "sln.baselines": 2, "sln.tasks*": 2,
     "sln.series_files": 2,   # user data files (.ts / UCR text / CSV / UTF-8 text) and their checksums
+    "sln.ts_baselines": 2,   # majority, 1-NN Euclidean / DTW, MiniRocket (numpy; ridge from scikit-learn)
     "sln.security*": 2,   # security data: sources, parsers, public suffixes, packets, metrics
     # 3 what uses models: the training loop, the engine, quantisation and export, the benchmarks
     "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,

@@ -17,12 +17,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ..baselines import CFC_SIZES, VIT_SIZES
     from ..config import list_models
     from .lm import add_lm_arguments
+    from .ts import add_ts_arguments
 
     p = argparse.ArgumentParser(prog="benchmark.py", description=DESCRIPTION,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=["image", "lm"], default="image",
+    p.add_argument("--task", choices=["image", "lm", "ts-baselines"], default="image",
                    help="image: MNIST/Fashion-MNIST energy comparison; lm: the character-LM benchmark "
-                        "(sln.bench.lm)")
+                        "(sln.bench.lm); ts-baselines: majority / 1-NN ED / 1-NN DTW / MiniRocket on every "
+                        "UCR set of the sktime wheel (sln.bench.ts)")
     p.add_argument("--compare-energy", action="store_true", help="run the SLN vs baselines comparison")
     p.add_argument("--model", default="sln-base", help="headline SLN model: " + ", ".join(list_models()))
     p.add_argument("--extra-models", default="sln-tiny,sln-small,sln-base",
@@ -71,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "images only (default: all the test images used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_lm_arguments(p.add_argument_group("--task lm (with --json and --quick; sln.bench.lm.run_lm_benchmark)"))
+    add_ts_arguments(p.add_argument_group("--task ts-baselines (with --json and --markdown; sln.bench.ts)"))
     return p
 
 
@@ -81,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.task == "lm":
         from .lm import run_lm_benchmark
         return int(run_lm_benchmark(args))
+    if args.task == "ts-baselines":
+        from .ts import run_ts_baselines
+        return run_ts_baselines(args)
     if not args.compare_energy:
         print("nothing to do: add --compare-energy (e.g. python benchmark.py --compare-energy --model sln-base)",
               file=sys.stderr)
