@@ -71,7 +71,10 @@ def euclidean_accuracy(tr: TSData, te: TSData) -> float:
 
 
 # --- DTW ----------------------------------------------------------------------------------------------
-DTW_SRC = Path(__file__).resolve().parent.parent / "runtime" / "baselines" / "dtw.c"
+# in a checkout: runtime/baselines/dtw.c; in an installed wheel: sln/runtime/baselines/dtw.c
+_HERE = Path(__file__).resolve().parent
+DTW_SRC = next((p for p in (_HERE / "runtime" / "baselines" / "dtw.c", _HERE.parent / "runtime" / "baselines" / "dtw.c")
+                if p.is_file()), _HERE.parent / "runtime" / "baselines" / "dtw.c")
 
 
 def _dtw_lib() -> ctypes.CDLL | None:

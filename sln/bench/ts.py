@@ -69,7 +69,8 @@ def markdown(doc: dict[str, Any]) -> str:
         return "—" if r.get(k) is None else f"{100 * r[k]:.2f}"
 
     for r in doc["rows"]:
-        mr = pct(r, "minirocket") + (f" ± {100 * r['minirocket_sd']:.2f}" if r.get("minirocket_sd") else "")
+        mr = pct(r, "minirocket") + (f" ± {100 * r['minirocket_sd']:.2f}" if r.get("minirocket") is not None
+                                     and len(r.get("minirocket_seeds", [])) > 1 else "")
         length = str(r["length_min"]) if r["length_min"] == r["length_max"] else f"{r['length_min']}–{r['length_max']}"
         lines.append(f"| {r['set']} | {r['train']} / {r['test']} | {r['channels']} | {length} | {r['classes']} | "
                      f"{pct(r, 'majority')} | {pct(r, 'euclidean')} | {pct(r, 'dtw')} | {mr} |")
