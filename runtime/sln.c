@@ -6,10 +6,12 @@
  * (-DSLN_COUNTERS). Both numerics share the loader, the state layout, the event handling and
  * the model-kind readouts; only the per-layer arithmetic is switched on m->numeric.
  *
- * Why one file of ~950 lines (above the project's ~500): it is the whole runtime, as llama2.c
+ * Why one file of ~1,070 lines (above the project's ~500): it is the whole runtime, as llama2.c
  * keeps its forward in one C file, so the firmware, the host CLIs and the host engine compile the
  * same unit and nothing is mirrored between files. Sections: integer helpers, loader (Prepare),
- * state layout, int8 layer step, float layer step, sln_step (Eval), readouts, sampler. */
+ * state layout, int8 layer step, float layer step, sln_step (Eval), readouts, sampler.
+ * W_in / W_rec may be stored dense or column-sparse (format version 2): the loader validates
+ * every sparse index once, the step then walks only the stored entries of the active columns. */
 #include "sln.h"
 
 #include <string.h>
@@ -159,17 +161,70 @@ static int config_ok(const sln_model *m)
   return 1;
 }
 
+/* Column-sparse matrix of d columns x r rows (intspec.sparse_encode): ptr[0] = 0, nondecreasing,
+ * ptr[d] = n entries; within a column every row step after the first >= 1 and every row < r.
+ * Once checked here, the step's column walks need no bounds check. */
+static int check_sparse(const uint8_t *ptr, const uint8_t *delta, uint32_t n, uint32_t d, uint32_t r)
+{
+  uint32_t j, e = 0;
+  if (ld32(ptr, 0) != 0) return 0;
+  for (j = 0; j < d; j++) {
+    const int32_t end = ld32(ptr, j + 1u);
+    uint32_t row = 0, first = e;
+    if (end < 0 || (uint32_t)end < e || (uint32_t)end > n) return 0;
+    for (; e < (uint32_t)end; e++) {
+      if (delta[e] == 0u && e != first) return 0;
+      row += delta[e];
+      if (row >= r) return 0; /* row < r <= 8192 before the add: no overflow */
+    }
+  }
+  return e == n;
+}
+
+/* every tensor of the numeric present exactly once, each matrix dense or column-sparse; the sparse
+ * entry counts (delta, val) equal to the last column pointer and every index inside its matrix */
+static sln_status check_kinds(sln_model *m, const uint32_t *seen, uint32_t (*nnz)[2][2])
+{
+  static const uint32_t dense_kind[2] = {SLN_T_W_IN, SLN_T_W_REC};
+  static const uint32_t sparse_mask[2] = {SLN_KINDS_W_IN_SPARSE, SLN_KINDS_W_REC_SPARSE};
+  static const uint32_t ptr_kind[2] = {SLN_T_W_IN_PTR, SLN_T_W_REC_PTR};
+  uint32_t l, x;
+  for (l = 0; l <= m->n_layers; l++) {
+    uint32_t want = m->numeric == SLN_NUMERIC_INT8
+                        ? (l < m->n_layers ? SLN_KINDS_LAYER_INT8 : SLN_KINDS_READOUT_INT8)
+                        : (l < m->n_layers ? SLN_KINDS_LAYER_FLOAT32 : SLN_KINDS_READOUT_FLOAT32);
+    if (l < m->n_layers)
+      for (x = 0; x < 2u; x++)
+        if (seen[l] & sparse_mask[x]) want = (want & ~(1u << dense_kind[x])) | sparse_mask[x];
+    if (seen[l] != want) return SLN_ERR_TENSOR_MISSING;
+  }
+  for (l = 0; l < m->n_layers; l++) {
+    const sln_layer *L = &m->layers[l];
+    for (x = 0; x < 2u; x++) {
+      const uint8_t *ptr = L->t[ptr_kind[x]];
+      uint32_t d = x == 0u ? L->d_in : m->n_neurons;
+      if (ptr == NULL) continue;
+      if (nnz[l][x][0] != nnz[l][x][1] || (uint32_t)ld32(ptr, d) != nnz[l][x][0]) return SLN_ERR_TENSOR_TYPE;
+      if (!check_sparse(ptr, L->t[ptr_kind[x] + 1u], nnz[l][x][0], d, 2u * m->n_neurons)) return SLN_ERR_VALUE;
+    }
+  }
+  return SLN_OK;
+}
+
 sln_status sln_load(sln_model *m, const void *data, size_t len, uint32_t model_kind)
 {
   const uint8_t *b = (const uint8_t *)data;
-  uint32_t file_size, n_tensors, table_off, i, l;
+  uint32_t file_size, n_tensors, table_off, i, l, version;
   uint32_t seen[SLN_MAX_LAYERS + 1];
+  uint32_t nnz[SLN_MAX_LAYERS][2][2]; /* [layer][w_in, w_rec][delta, val] element counts */
+  sln_status st;
 
   if (m == NULL || data == NULL) return SLN_ERR_ARG;
   memset(m, 0, sizeof *m);
   if (len < SLN_HEADER_SIZE) return SLN_ERR_TRUNCATED;
   if (rd_u32(b + SLN_HDR_MAGIC) != SLN_MAGIC) return SLN_ERR_MAGIC;
-  if (rd_u32(b + SLN_HDR_VERSION) != SLN_VERSION) return SLN_ERR_VERSION;
+  version = rd_u32(b + SLN_HDR_VERSION);
+  if (version < SLN_VERSION_MIN || version > SLN_VERSION) return SLN_ERR_VERSION;
   if (rd_u32(b + SLN_HDR_HEADER_SIZE) != SLN_HEADER_SIZE) return SLN_ERR_HEADER;
   m->model_kind = rd_u32(b + SLN_HDR_MODEL_KIND);
   if (m->model_kind != model_kind) return SLN_ERR_UNSUPPORTED; /* e.g. an LM given to a classifier */
@@ -204,10 +259,15 @@ sln_status sln_load(sln_model *m, const void *data, size_t len, uint32_t model_k
     want = sln_expected_count(m->numeric, readout ? 1u : 0u, kind, layer == 0u ? m->input_size : m->n_neurons,
                               m->n_neurons, m->n_classes, &want_dtype);
     if (want_dtype == 0u) return SLN_ERR_TENSOR_MISSING;        /* unknown kind for this numeric */
+    if (!readout && version < SLN_VERSION_SPARSE &&
+        ((SLN_KINDS_W_IN_SPARSE | SLN_KINDS_W_REC_SPARSE) & (1u << kind)) != 0u)
+      return SLN_ERR_TENSOR_MISSING; /* unknown kind in a version-1 file */
     if (seen[layer] & (1u << kind)) return SLN_ERR_TENSOR_MISSING; /* duplicate */
     seen[layer] |= 1u << kind;
-    if (dtype != want_dtype || count != want) return SLN_ERR_TENSOR_TYPE;
-    elem = dtype == SLN_DTYPE_INT8 ? 1u : 4u;
+    if (dtype != want_dtype || (want != SLN_COUNT_FROM_PTR && count != want)) return SLN_ERR_TENSOR_TYPE;
+    if (want == SLN_COUNT_FROM_PTR) /* delta / val of w_in (14, 15) or w_rec (17, 18): checked below */
+      nnz[layer][kind >= SLN_T_W_REC_PTR ? 1 : 0][kind == SLN_T_W_IN_VAL || kind == SLN_T_W_REC_VAL ? 1 : 0] = count;
+    elem = dtype == SLN_DTYPE_INT8 || dtype == SLN_DTYPE_UINT8 ? 1u : 4u;
     /* 64-bit arithmetic: offset + size can never wrap */
     if ((off & 3u) != 0u || off < SLN_HEADER_SIZE || (uint64_t)off + (uint64_t)count * elem > (uint64_t)file_size)
       return SLN_ERR_TENSOR_BOUNDS;
@@ -216,14 +276,8 @@ sln_status sln_load(sln_model *m, const void *data, size_t len, uint32_t model_k
     else
       m->layers[layer].t[kind] = b + off;
   }
-  /* every tensor of the numeric present exactly once */
-  for (l = 0; l <= m->n_layers; l++) {
-    uint32_t want = m->numeric == SLN_NUMERIC_INT8
-                        ? (l < m->n_layers ? SLN_KINDS_LAYER_INT8 : SLN_KINDS_READOUT_INT8)
-                        : (l < m->n_layers ? SLN_KINDS_LAYER_FLOAT32 : SLN_KINDS_READOUT_FLOAT32);
-    if (seen[l] != want) return SLN_ERR_TENSOR_MISSING;
-  }
   for (l = 0; l < m->n_layers; l++) m->layers[l].d_in = l == 0u ? m->input_size : m->n_neurons;
+  if ((st = check_kinds(m, seen, nnz)) != SLN_OK) return st;
   /* value ranges that the arithmetic relies on */
 #ifdef SLN_FLOAT
   if (m->numeric == SLN_NUMERIC_FLOAT32) return check_values_f(m);
@@ -337,20 +391,50 @@ static void axpy_q(int32_t *acc, const int8_t *col, int32_t x, uint32_t n2)
   for (; i < n2; i++) acc[i] += (int32_t)col[i] * x;
 }
 
-/* Event-driven accumulation: acc = sum_e W[idx_e, :] * val_e, reading only the weight columns
- * (contiguous rows of the input-major matrix) of the nonzero inputs, in ascending order. */
-static void accumulate_q(int32_t *acc, const int8_t *w, uint32_t n2, const ev_in *in)
+/* A weight matrix as the step reads it: dense (D, 2N) input-major, or column-sparse (ptr != NULL:
+ * the (delta, val) entries of intspec.sparse_encode, validated by the loader). */
+typedef struct sln_mat {
+  const uint8_t *dense, *ptr, *delta, *val;
+} sln_mat;
+
+static sln_mat matrix_of(const sln_layer *L, int rec)
 {
+  sln_mat mx;
+  mx.dense = L->t[rec ? SLN_T_W_REC : SLN_T_W_IN];
+  mx.ptr = L->t[rec ? SLN_T_W_REC_PTR : SLN_T_W_IN_PTR];
+  mx.delta = L->t[rec ? SLN_T_W_REC_DELTA : SLN_T_W_IN_DELTA];
+  mx.val = L->t[rec ? SLN_T_W_REC_VAL : SLN_T_W_IN_VAL];
+  return mx;
+}
+
+/* acc += x * column j: 2N int8 weights, or only the column's stored entries (row r advances by
+ * each delta; rows are < 2N by the loader's check) */
+static void column_q(int32_t *acc, const sln_mat *mx, uint32_t j, int32_t x, uint32_t n2)
+{
+  if (mx->ptr == NULL) {
+    axpy_q(acc, (const int8_t *)mx->dense + (size_t)j * n2, x, n2);
+  } else {
+    const int8_t *v = (const int8_t *)mx->val;
+    uint32_t e = (uint32_t)ld32(mx->ptr, j), end = (uint32_t)ld32(mx->ptr, j + 1u), r = 0;
+    for (; e < end; e++) {
+      r += mx->delta[e];
+      acc[r] += (int32_t)v[e] * x;
+    }
+  }
+}
+
+/* Event-driven accumulation: acc = sum_e W[idx_e, :] * val_e, reading only the weight columns
+ * (contiguous rows of the input-major matrix, or their nonzeros) of the nonzero inputs, in
+ * ascending order. */
+static void accumulate_q(int32_t *acc, const sln_mat *mx, uint32_t n2, const ev_in *in)
+{
+  const uint8_t *px = (const uint8_t *)in->val;
+  const int16_t *val = (const int16_t *)in->val;
   uint32_t e;
   memset(acc, 0, (size_t)n2 * sizeof *acc);
-  if (in->idx == NULL) {
-    const uint8_t *px = (const uint8_t *)in->val;
-    for (e = 0; e < in->n; e++)
-      if (px[e] != 0u) axpy_q(acc, w + (size_t)e * n2, (int32_t)px[e], n2);
-  } else {
-    const int16_t *val = (const int16_t *)in->val;
-    for (e = 0; e < in->n; e++)
-      if (val[e] != 0) axpy_q(acc, w + (size_t)in->idx[e] * n2, val[e], n2);
+  for (e = 0; e < in->n; e++) { /* one call site: the column walk is inlined once (firmware flash) */
+    const int32_t x = in->idx == NULL ? (int32_t)px[e] : (int32_t)val[e];
+    if (x != 0) column_q(acc, mx, in->idx == NULL ? e : in->idx[e], x, n2);
   }
 }
 
@@ -383,13 +467,14 @@ static void layer_step_q(const sln_model *m, uint32_t l, const st_view *w, const
   uint32_t i, n;
   int sh_c = SLN_NORM_FRAC + SLN_GAMMA_FRAC - (int)L->h_frac;
   ev_in rec;
+  const sln_mat mx_in = matrix_of(L, 0), mx_rec = matrix_of(L, 1);
 
   /* a = rq(W_in x) + rq(W_rec y_prev) + b, saturated (Q F) */
   rec.idx = wi;
   rec.val = wv;
   rec.n = (uint32_t)*w->nw[l];
-  accumulate_q(acc_in, (const int8_t *)t[SLN_T_W_IN], n2, in);
-  accumulate_q(acc_rec, (const int8_t *)t[SLN_T_W_REC], n2, &rec);
+  accumulate_q(acc_in, &mx_in, n2, in);
+  accumulate_q(acc_rec, &mx_rec, n2, &rec);
   for (i = 0; i < n2; i++) {
     /* rq(0) = 0 exactly, so zero accumulators skip their requantisation */
     int64_t v = ld32(t[SLN_T_BIAS], i);
@@ -470,6 +555,33 @@ static void axpy_f(float *acc, const float *w, float v, uint32_t n, uint64_t *cn
   CNT(cnt, SLN_C_WEIGHT_BYTES, (uint64_t)n * 4u);
 }
 
+/* a += v * column j of a float matrix: N2 weights, or the column's stored entries (+ their index
+ * bytes: 1 per entry and the two int32 column pointers) */
+static void column_f(float *a, const sln_mat *mx, uint32_t j, float v, uint32_t N2, uint64_t *cnt)
+{
+  if (mx->ptr == NULL) {
+    axpy_f(a, (const float *)(const void *)mx->dense + (size_t)j * N2, v, N2, cnt);
+  } else {
+    const float *w = (const float *)(const void *)mx->val;
+    uint32_t e = (uint32_t)ld32(mx->ptr, j), end = (uint32_t)ld32(mx->ptr, j + 1u), r = 0, n = end - e;
+    if (v == 1.0f) {
+      for (; e < end; e++) {
+        r += mx->delta[e];
+        a[r] += w[e];
+      }
+      CNT(cnt, SLN_C_AC, n);
+    } else {
+      for (; e < end; e++) {
+        r += mx->delta[e];
+        a[r] += v * w[e];
+      }
+      CNT(cnt, SLN_C_MAC, n);
+    }
+    CNT(cnt, SLN_C_WEIGHT_BYTES, (uint64_t)n * 4u);
+    CNT(cnt, SLN_C_INDEX_BYTES, (uint64_t)n + 8u);
+  }
+}
+
 /* Top-k of score (n) into idx (k), sorted by score descending; equal scores keep the lower
  * index first (a stable descending sort). ts: k floats of scratch. Counts the compares. */
 static void topk_f(const float *score, uint32_t n, uint32_t k, uint16_t *idx, float *ts, uint64_t *ce)
@@ -504,8 +616,7 @@ static void layer_step_f(const sln_model *m, uint32_t l, const st_view *w, const
 {
   const sln_layer *L = &m->layers[l];
   const uint32_t N = m->n_neurons, N2 = 2u * N, D = L->d_in, k = m->k;
-  const float *w_in = (const float *)(const void *)L->t[SLN_T_W_IN];
-  const float *w_rec = (const float *)(const void *)L->t[SLN_T_W_REC];
+  const sln_mat mx_in = matrix_of(L, 0), mx_rec = matrix_of(L, 1);
   const float *ln_w = (const float *)(const void *)L->t[SLN_T_LN_GAMMA];
   const float *ln_b = (const float *)(const void *)L->t[SLN_T_LN_BETA];
   const float *boost = (const float *)(const void *)L->t[SLN_T_BOOST];
@@ -527,20 +638,20 @@ static void layer_step_f(const sln_model *m, uint32_t l, const st_view *w, const
     CNT(ci, SLN_C_ACT_BYTES_READ, (uint64_t)in->n * 4u); /* scan of the input vector */
     for (j = 0; j < in->n; ++j) {
       if (x[j] != 0.0f) {
-        axpy_f(a, w_in + (size_t)j * N2, x[j], N2, ci);
+        column_f(a, &mx_in, j, x[j], N2, ci);
         CNT(ci, SLN_C_EVENTS, 1u);
       }
     }
   } else {
     const float *v = (const float *)in->val;
     CNT(ci, SLN_C_ACT_BYTES_READ, (uint64_t)in->n * 8u); /* (index, value) events */
-    for (j = 0; j < in->n; ++j) axpy_f(a, w_in + (size_t)in->idx[j] * N2, v[j], N2, ci);
+    for (j = 0; j < in->n; ++j) column_f(a, &mx_in, in->idx[j], v[j], N2, ci);
     CNT(ci, SLN_C_EVENTS, in->n);
   }
   /* recurrent projection: one row per previous nonzero winner */
   CNT(cr, SLN_C_DENSE_MAC, (uint64_t)N * N2);
   CNT(cr, SLN_C_ACT_BYTES_READ, (uint64_t)*wn * 8u);
-  for (j = 0; j < (uint32_t)*wn; ++j) axpy_f(a, w_rec + (size_t)widx[j] * N2, wval[j], N2, cr);
+  for (j = 0; j < (uint32_t)*wn; ++j) column_f(a, &mx_rec, widx[j], wval[j], N2, cr);
   CNT(cr, SLN_C_EVENTS, *wn);
   CNT(ce, SLN_C_ACT_BYTES_WRITTEN, (uint64_t)N2 * 4u); /* pre-activation written ... */
   CNT(ce, SLN_C_ACT_BYTES_READ, (uint64_t)N2 * 4u);    /* ... and read back */

@@ -30,14 +30,15 @@
 
 #include "sln_format.h"
 
-#define SLN_KIND_SLOTS 13u /* tensor kinds 1..12 (index 0 unused) */
+#define SLN_KIND_SLOTS (SLN_N_LAYER_TENSORS + 1u) /* tensor kinds 1..18 (index 0 unused) */
 
 typedef struct sln_layer {
   uint32_t d_in;          /* inputs of this layer: input_size (layer 0) or n_neurons */
   int32_t a_frac, h_frac; /* int8: Q formats of the pre-activation and of the state */
   int32_t eps_q;          /* int8: LayerNorm eps in Q(2 a_frac) */
   /* tensors by kind (SLN_T_*), pointers into the file: int8 weights, int32 little-endian
-   * arrays (read with memcpy: no alignment or aliasing assumption) or float32 arrays */
+   * arrays (read with memcpy: no alignment or aliasing assumption) or float32 arrays; a matrix
+   * stored column-sparse (format version 2) has its ptr/delta/val kinds set and its dense kind NULL */
   const uint8_t *t[SLN_KIND_SLOTS];
 } sln_layer;
 

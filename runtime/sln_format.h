@@ -6,13 +6,15 @@
 #include <stdint.h>
 
 #define SLN_MAGIC 0x514E4C53u
-#define SLN_VERSION 1u
+#define SLN_VERSION 2u /* newest version read */
+#define SLN_VERSION_MIN 1u /* oldest version read */
+#define SLN_VERSION_SPARSE 2u /* first version with column-sparse matrices */
 #define SLN_HEADER_SIZE 128u
 #define SLN_TABLE_ENTRY_SIZE 16u
 
 /* header fields: u32 little-endian at these byte offsets */
 #define SLN_HDR_MAGIC 0u /* 0x514E4C53, the bytes 'SLNQ' */
-#define SLN_HDR_VERSION 4u /* format version, 1 */
+#define SLN_HDR_VERSION 4u /* format version: 1, or 2 when a matrix is stored column-sparse */
 #define SLN_HDR_HEADER_SIZE 8u /* bytes of the fixed header, 128 */
 #define SLN_HDR_FILE_SIZE 12u /* total bytes of the file */
 #define SLN_HDR_INPUT_SIZE 16u /* SLNConfig.input_size: inputs per step (pixels) */
@@ -38,31 +40,43 @@
 #define SLN_DTYPE_INT8 1u /* 1 byte(s) */
 #define SLN_DTYPE_INT32 2u /* 4 byte(s) */
 #define SLN_DTYPE_FLOAT32 3u /* 4 byte(s) */
+#define SLN_DTYPE_UINT8 4u /* 1 byte(s) */
 
 /* tensor kinds; id = layer * 256 + kind (layer = n_layers for the readout) */
-#define SLN_T_W_IN 1u /* int8[d_in * 2 * n_neurons]: input weights, input-major (D, 2N); float32[d_in * 2 * n_neurons]: input weights, input-major (D, 2N) */
+#define SLN_T_W_IN 1u /* int8[d_in * 2 * n_neurons]: input weights, input-major (D, 2N); float32 files: float32[d_in * 2 * n_neurons] */
 #define SLN_T_IN_MULT 2u /* int32[2 * n_neurons]: requant multipliers of W_in x, [0, 2^23) */
 #define SLN_T_IN_SHIFT 3u /* int32[2 * n_neurons]: requant shifts of W_in x, 1..62 */
-#define SLN_T_W_REC 4u /* int8[n_neurons * 2 * n_neurons]: recurrent weights, winner-major (N, 2N); float32[n_neurons * 2 * n_neurons]: recurrent weights, winner-major (N, 2N) */
+#define SLN_T_W_REC 4u /* int8[n_neurons * 2 * n_neurons]: recurrent weights, winner-major (N, 2N); float32 files: float32[n_neurons * 2 * n_neurons] */
 #define SLN_T_REC_MULT 5u /* int32[2 * n_neurons]: requant multipliers of W_rec y */
 #define SLN_T_REC_SHIFT 6u /* int32[2 * n_neurons]: requant shifts of W_rec y */
-#define SLN_T_BIAS 7u /* int32[2 * n_neurons]: pre-activation bias, Q a_frac; float32[2 * n_neurons]: pre-activation bias */
-#define SLN_T_LN_GAMMA 8u /* int32[n_neurons]: LayerNorm gain, Q12; float32[n_neurons]: LayerNorm gain */
-#define SLN_T_LN_BETA 9u /* int32[n_neurons]: LayerNorm bias, Q24; float32[n_neurons]: LayerNorm bias */
-#define SLN_T_BOOST 10u /* int32[n_neurons]: frozen homeostatic boost, 0..65535; float32[n_neurons]: frozen homeostatic boost (read when has_boost) */
+#define SLN_T_BIAS 7u /* int32[2 * n_neurons]: pre-activation bias, Q a_frac; float32 files: float32[2 * n_neurons]: pre-activation bias */
+#define SLN_T_LN_GAMMA 8u /* int32[n_neurons]: LayerNorm gain, Q12; float32 files: float32[n_neurons]: LayerNorm gain */
+#define SLN_T_LN_BETA 9u /* int32[n_neurons]: LayerNorm bias, Q24; float32 files: float32[n_neurons]: LayerNorm bias */
+#define SLN_T_BOOST 10u /* int32[n_neurons]: frozen homeostatic boost, 0..65535; float32 files: float32[n_neurons]: frozen homeostatic boost (read when has_boost) */
 #define SLN_T_ALPHA_LUT 11u /* int32[lut_points]: gate table alpha(v) in Q15, 0..32767 */
-#define SLN_T_PARAMS 12u /* int32[4]: a_frac (3..20), h_frac (0..15), eps_q (>= 1), reserved 0; float32[4]: lambda_min (>= 0), ln_eps (> 0), has_boost (0 or 1), reserved 0 */
-#define SLN_T_W_OUT 1u /* readout int8[n_neurons * n_classes]: readout weights, neuron-major (N, C); float32[n_neurons * n_classes]: readout weights, neuron-major (N, C) */
+#define SLN_T_PARAMS 12u /* int32[4]: a_frac (3..20), h_frac (0..15), eps_q (>= 1), reserved 0; float32 files: float32[4]: lambda_min (>= 0), ln_eps (> 0), has_boost (0 or 1), reserved 0 */
+#define SLN_T_W_IN_PTR 13u /* int32[d_in + 1]: column-sparse W_in: entries of input j are ptr[j]..ptr[j+1]-1; float32 files: int32[d_in + 1] */
+#define SLN_T_W_IN_DELTA 14u /* uint8[nnz]: column-sparse W_in: row steps (first 0..255, then 1..255); float32 files: uint8[nnz] */
+#define SLN_T_W_IN_VAL 15u /* int8[nnz]: column-sparse W_in: values (0 on padding entries); float32 files: float32[nnz] */
+#define SLN_T_W_REC_PTR 16u /* int32[n_neurons + 1]: column-sparse W_rec: entries of winner i; float32 files: int32[n_neurons + 1] */
+#define SLN_T_W_REC_DELTA 17u /* uint8[nnz]: column-sparse W_rec: row steps; float32 files: uint8[nnz] */
+#define SLN_T_W_REC_VAL 18u /* int8[nnz]: column-sparse W_rec: values; float32 files: float32[nnz] */
+#define SLN_T_W_OUT 1u /* readout int8[n_neurons * n_classes]: readout weights, neuron-major (N, C); float32 files: float32[n_neurons * n_classes] */
 #define SLN_T_OUT_MULT 2u /* readout int32[n_classes]: readout requant multipliers */
 #define SLN_T_OUT_SHIFT 3u /* readout int32[n_classes]: readout requant shifts */
-#define SLN_T_OUT_BIAS 4u /* readout int32[n_classes]: readout bias, Q16; float32[n_classes]: readout bias */
-#define SLN_N_LAYER_TENSORS 12u
+#define SLN_T_OUT_BIAS 4u /* readout int32[n_classes]: readout bias, Q16; float32 files: float32[n_classes]: readout bias */
+#define SLN_N_LAYER_TENSORS 18u /* kinds 1..18 */
 #define SLN_N_READOUT_TENSORS 4u
 /* bit `kind` set for every tensor a file of that numeric must hold exactly once */
 #define SLN_KINDS_LAYER_INT8 0x1FFEu
 #define SLN_KINDS_READOUT_INT8 0x1Eu
 #define SLN_KINDS_LAYER_FLOAT32 0x1792u
 #define SLN_KINDS_READOUT_FLOAT32 0x12u
+/* column-sparse alternatives (version 2): these three kinds replace the dense matrix's one */
+#define SLN_KINDS_W_IN_SPARSE 0xE000u /* replace SLN_T_W_IN (1) */
+#define SLN_KINDS_W_REC_SPARSE 0x70000u /* replace SLN_T_W_REC (4) */
+#define SLN_SPARSE_DELTA_MAX 255u /* padding entries step this far */
+#define SLN_COUNT_FROM_PTR 0xFFFFFFFFu /* sln_expected_count: the count is ptr[d_in] */
 
 /* runtime limits (keep every int32 accumulator in range) */
 #define SLN_MAX_LAYERS 4u
@@ -105,7 +119,8 @@
 #define SLN_C_DENSE_MAC 10u /* MACs a dense execution would need */
 #define SLN_C_NZ_OUT 11u /* nonzero outputs produced (winners with h != 0) */
 #define SLN_C_PARAM_BYTES 12u /* bytes of per-neuron parameter vectors read (bias, LayerNorm gain/shift, boost, readout bias) */
-#define SLN_NCOUNT 13u
+#define SLN_C_INDEX_BYTES 13u /* bytes of column-sparse indices read (row deltas, 1 per entry, + two int32 column pointers) */
+#define SLN_NCOUNT 14u
 
 /* error codes returned by every sln_ function */
 typedef enum sln_status {
@@ -117,9 +132,9 @@ typedef enum sln_status {
   SLN_ERR_HEADER = 5, /* bad header_size, or tensor table outside the file / misaligned */
   SLN_ERR_UNSUPPORTED = 6, /* config outside the runtime's limits (layers, k, sizes, steps), another model kind, or a numeric this build lacks */
   SLN_ERR_TENSOR_MISSING = 7, /* a required tensor is absent, duplicated or unknown */
-  SLN_ERR_TENSOR_TYPE = 8, /* a tensor has the wrong dtype or element count */
+  SLN_ERR_TENSOR_TYPE = 8, /* a tensor has the wrong dtype or element count (column-sparse: delta and val counts must equal the last column pointer) */
   SLN_ERR_TENSOR_BOUNDS = 9, /* a tensor's offset/size lies past the end of the file or is misaligned */
-  SLN_ERR_VALUE = 10, /* a parameter outside its valid range (shift, multiplier, Q formats, boost, LUT) */
+  SLN_ERR_VALUE = 10, /* a parameter outside its valid range (shift, multiplier, Q formats, boost, LUT), or a column-sparse pointer / row step outside its matrix */
   SLN_ERR_WORKSPACE = 11, /* caller's workspace too small */
 } sln_status;
 
@@ -150,6 +165,12 @@ static inline uint32_t sln_expected_count(uint32_t numeric, uint32_t readout, ui
     case 10u: *dtype = SLN_DTYPE_INT32; return n_neurons;
     case 11u: *dtype = SLN_DTYPE_INT32; return lut_points;
     case 12u: *dtype = SLN_DTYPE_INT32; return 4;
+    case 13u: *dtype = SLN_DTYPE_INT32; return d_in + 1;
+    case 14u: *dtype = SLN_DTYPE_UINT8; return SLN_COUNT_FROM_PTR;
+    case 15u: *dtype = SLN_DTYPE_INT8; return SLN_COUNT_FROM_PTR;
+    case 16u: *dtype = SLN_DTYPE_INT32; return n_neurons + 1;
+    case 17u: *dtype = SLN_DTYPE_UINT8; return SLN_COUNT_FROM_PTR;
+    case 18u: *dtype = SLN_DTYPE_INT8; return SLN_COUNT_FROM_PTR;
     default: return 0u;
     }
   }
@@ -171,6 +192,12 @@ static inline uint32_t sln_expected_count(uint32_t numeric, uint32_t readout, ui
     case 9u: *dtype = SLN_DTYPE_FLOAT32; return n_neurons;
     case 10u: *dtype = SLN_DTYPE_FLOAT32; return n_neurons;
     case 12u: *dtype = SLN_DTYPE_FLOAT32; return 4;
+    case 13u: *dtype = SLN_DTYPE_INT32; return d_in + 1;
+    case 14u: *dtype = SLN_DTYPE_UINT8; return SLN_COUNT_FROM_PTR;
+    case 15u: *dtype = SLN_DTYPE_FLOAT32; return SLN_COUNT_FROM_PTR;
+    case 16u: *dtype = SLN_DTYPE_INT32; return n_neurons + 1;
+    case 17u: *dtype = SLN_DTYPE_UINT8; return SLN_COUNT_FROM_PTR;
+    case 18u: *dtype = SLN_DTYPE_FLOAT32; return SLN_COUNT_FROM_PTR;
     default: return 0u;
     }
   }

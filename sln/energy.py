@@ -20,7 +20,9 @@ Conventions (docs/ENERGY.md):
     the weight MATRICES (their whole size at the precision), the per-neuron / per-channel
     parameter VECTORS (bias, requantisation multipliers and shifts, LayerNorm gain and shift,
     boost, gate table, per-channel scales: their own total size), and the activations/state
-    (the model's activation working set).
+    (the model's activation working set). The indices of column-sparse matrices (row deltas and
+    column pointers, `index_bytes`) are stored with the matrices and priced at their level:
+    the matrices' footprint should then be their stored size, values + indices.
   * memory models (`memory_model`):
       "continuous" (default): SRAM energy per 64-bit access E(C) = E_c (C / C_c)^(s b), the
       least-squares line in log-log through the cited points (b = 0.4726: about sqrt(C), the
@@ -197,7 +199,7 @@ def get_profile(name_or_path: str | None = None) -> EnergyProfile:
 
 
 OPS_KEYS = ("macs", "acs", "adds", "muls", "cmps", "nonlin", "weight_bytes", "param_bytes", "act_bytes",
-            "adds32", "muls32", "cmps32")
+            "adds32", "muls32", "cmps32", "index_bytes")
 
 
 def estimate_pj(ops: dict[str, float], weight_footprint_bytes: float, act_footprint_bytes: float,
@@ -208,12 +210,15 @@ def estimate_pj(ops: dict[str, float], weight_footprint_bytes: float, act_footpr
     ops: counts per inference with keys macs, acs, adds, muls, cmps, nonlin, weight_bytes (bytes
     of weight matrices read), param_bytes (bytes of per-neuron / per-channel parameter vectors
     read), act_bytes (read + written), and adds32, muls32, cmps32 (32-bit integer elementwise
-    ops, always priced at the int32 rows); missing keys count as 0.
-    weight_footprint_bytes: the size of the weight matrices at this precision (prices weight_bytes);
+    ops, always priced at the int32 rows), index_bytes (indices of column-sparse matrices read,
+    priced at the matrices' level); missing keys count as 0.
+    weight_footprint_bytes: the size of the weight matrices at this precision, as stored (column-sparse:
+    values + indices; prices weight_bytes and index_bytes);
     param_footprint_bytes: the size of the parameter vectors (prices param_bytes; None: they are
     priced at the matrices' level, as before the split); act_footprint_bytes: the activation
     working set (prices act_bytes).
-    -> {"mac","ac","add","mul","cmp","nonlin","int32_ops","weight_mem","param_mem","act_mem" (pJ),
+    -> {"mac","ac","add","mul","cmp","nonlin","int32_ops","weight_mem","param_mem","act_mem" (pJ; weight_mem
+        includes "index_mem", the part of it spent on index_bytes),
         "compute", "memory", "total" (pJ), "weight_level", "param_level", "act_level"}
     """
     prof = profile or get_profile()
@@ -226,7 +231,9 @@ def estimate_pj(ops: dict[str, float], weight_footprint_bytes: float, act_footpr
         "mac": g["macs"] * op["mac"], "ac": g["acs"] * op["ac"], "add": g["adds"] * op["add"],
         "mul": g["muls"] * op["mul"], "cmp": g["cmps"] * op["cmp"], "nonlin": g["nonlin"] * op["nonlin"],
         "int32_ops": (g["adds32"] + g["cmps32"]) * prof.int32_add + g["muls32"] * prof.int32_mul,
-        "weight_mem": g["weight_bytes"] / 8.0 * wpj, "param_mem": g["param_bytes"] / 8.0 * ppj,
+        # weight_mem: the matrices as stored, values + sparse indices; index_mem: the indices' part of it
+        "weight_mem": (g["weight_bytes"] + g["index_bytes"]) / 8.0 * wpj, "index_mem": g["index_bytes"] / 8.0 * wpj,
+        "param_mem": g["param_bytes"] / 8.0 * ppj,
         "act_mem": g["act_bytes"] / 8.0 * apj,
     }
     out["compute"] = sum(out[k] for k in ("mac", "ac", "add", "mul", "cmp", "nonlin", "int32_ops"))

@@ -31,6 +31,12 @@ come in two counters: `weight_bytes` (rows of the weight matrices W_in, W_rec, W
 `param_bytes` (the per-neuron vectors re-read every step: bias, LayerNorm gain and shift,
 boost, readout bias), so that each can be priced at the memory level of its own size.
 
+Sparse weights: a W_in / W_rec with enough exact zeros is handed to the runtime column-sparse
+(sln.fmt, format version 2: the runtime reads only each active column's nonzeros), chosen per
+matrix when smaller (`layout="auto"`). Its MACs/ACs and `weight_bytes` then count only the stored
+entries, and `index_bytes` its row steps (1 byte per entry) and column pointers (8 bytes per
+column read). The arithmetic is the dense one minus additions of exact zeros: same results.
+
 Input rows are read once per input event: the same input index in two steps reads its W_in row
 twice (the steps are sequential; docs/ENERGY.md "Input-row reuse" has the measurement).
 """
@@ -58,7 +64,9 @@ NC = len(COUNTER_NAMES)
 _I = {n: i for i, n in enumerate(COUNTER_NAMES)}
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-RUNTIME = REPO_ROOT / "runtime"
+# a checkout: runtime/ beside the package; an installed wheel/sdist: the same sources as sln/runtime
+_PACKAGED = Path(__file__).resolve().parent / "runtime"
+RUNTIME = _PACKAGED if (_PACKAGED / "sln.c").is_file() else REPO_ROOT / "runtime"
 HOST_SRC = RUNTIME / "sln.c"
 HOST_HDRS = (RUNTIME / "sln.h", RUNTIME / "sln_format.h")
 MADE_LIB = RUNTIME / "build" / "libsln_engine.so"       # `make -C runtime engine`
@@ -131,10 +139,12 @@ class Counts:
             "nonlinear_ops": tot["nonlin"],
             "compares": tot["cmp"],
             # all parameter bytes read (meaning unchanged since v1), split into the weight-matrix
-            # rows (`weight_bytes` counter) and the per-neuron vectors (`param_bytes` counter)
-            "weight_bytes_read": tot["weight_bytes"] + tot["param_bytes"],
+            # rows (`weight_bytes` counter), the per-neuron vectors (`param_bytes` counter) and the
+            # indices of column-sparse matrices (`index_bytes`, 0 for dense ones)
+            "weight_bytes_read": tot["weight_bytes"] + tot["param_bytes"] + tot["index_bytes"],
             "matrix_bytes_read": tot["weight_bytes"],
             "param_bytes_read": tot["param_bytes"],
+            "index_bytes_read": tot["index_bytes"],
             "act_bytes_read": tot["act_bytes_read"],
             "act_bytes_written": tot["act_bytes_written"],
             "input_events": float(self.rows[0, _I["events"]]) / d,
@@ -301,10 +311,11 @@ class Engine:
     """Event-driven SLN inference (batch 1 and streaming) with operation counting, on the C runtime.
 
     backend: "c" or "auto" (the same: the C runtime; EngineBuildError if it cannot be built).
-    "numpy" raises ValueError: that twin was removed.
+    "numpy" raises ValueError: that twin was removed. layout: how W_in / W_rec are handed to the
+    runtime (sln.fmt.float_model_bytes): "auto" (column-sparse where smaller), "dense", "sparse".
     """
 
-    def __init__(self, model: SLN, backend: str = "auto") -> None:
+    def __init__(self, model: SLN, backend: str = "auto", layout: str = "auto") -> None:
         if model.training:
             raise ValueError("Engine needs an eval-mode model (frozen boost): call model.eval()")
         if backend == "numpy":
@@ -316,7 +327,7 @@ class Engine:
         self.L, self.N, self.C, self.D0, self.k = cfg.n_layers, cfg.n_neurons, cfg.n_classes, cfg.input_size, cfg.k
         self._lib = load_host_library()
         self.backend = "c"
-        data = fmt.float_model_bytes(model)
+        data = fmt.float_model_bytes(model, layout)
         self._data = np.frombuffer(data, np.uint8).copy()             # numpy: aligned for float views
         self._model = np.zeros((_MODEL_STRUCT_BYTES + 7) // 8, np.uint64)   # the runtime's sln_model
         self._m = _ptr(self._model)

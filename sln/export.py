@@ -22,6 +22,7 @@ from . import intspec, quant
 from .fmt import (
     c_array_header,
     generate_c_header,
+    header_of,
     lm_from_bytes,
     lm_state_bytes,
     lm_to_bytes,
@@ -97,7 +98,9 @@ def export(checkpoint: str | Path, out: str | Path, calib: int = 2000, eval_limi
     (out / "model.sln").write_bytes(data)
     (out / "sln_model_data.c").write_text(to_c_array(data))
     (out / "sln_model_data.h").write_text(c_array_header(qm, ws))
+    storage = [{m: intspec.matrix_storage(L, m) for m in intspec.SPARSE_MATRICES} for L in qm.layers]
     report = {"checkpoint": str(checkpoint), "dataset": dataset, "model_bytes": len(data),
+              "format_version": header_of(data)["version"], "matrix_storage": storage,   # sparse where smaller
               "workspace_bytes": ws, "quantiser": qm.report, "test": stats,
               "accuracy_drop_points": 100 * (stats["float_accuracy"] - stats["int8_accuracy"]),
               "seconds": time.time() - t0}
@@ -122,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     lm.add_argument("--seed", type=int, default=1)
     lm.add_argument("--temp-q8", type=int, default=205, help="temperature * 256 (0 = greedy)")
     lm.add_argument("--top-k", type=int, default=10)
+    ox = p.add_argument_group("ONNX (--onnx; sln/onnx_export.py)")
+    ox.add_argument("--onnx", action="store_true", help="write sln_step.onnx (+ sln_sequence.onnx) instead of int8")
+    ox.add_argument("--seq-len", type=int, default=None, help="steps of sln_sequence.onnx (default: the image's)")
+    ox.add_argument("--onnx-check", type=int, default=200, help="test images for the onnxruntime parity check")
     args = p.parse_args(argv)
     if args.write_header:
         HEADER_PATH.write_text(generate_c_header())
@@ -129,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.checkpoint is None or args.out is None:
         p.error("--checkpoint and --out are required")
+    if args.onnx:
+        from .onnx_export import main_onnx
+        return main_onnx(args.checkpoint, args.out, args.seq_len, args.onnx_check, args.data_dir, args.dataset)
     if args.lm:
         return _main_lm(args)
     # errors go to the one CLI error path (sln/cli.py run): one line, exit 2/3/4/5 by kind
@@ -138,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{r['dataset']} test ({t['n_images']} images): float {100 * t['float_accuracy']:.2f} %  "
           f"int8 {100 * t['int8_accuracy']:.2f} %  (drop {r['accuracy_drop_points']:.2f} points)  "
           f"agreement {100 * t['prediction_agreement']:.2f} %  winner overlap {100 * t['winner_overlap']:.2f} %")
-    print(f"wrote {args.out}/model.sln ({r['model_bytes']} bytes, workspace {r['workspace_bytes']} bytes)")
+    sparse = sum(v == "sparse" for layer in r["matrix_storage"] for v in layer.values())
+    print(f"wrote {args.out}/model.sln ({r['model_bytes']} bytes, format v{r['format_version']}, "
+          f"{sparse} column-sparse matrices, workspace {r['workspace_bytes']} bytes)")
     return 0
 
 

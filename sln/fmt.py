@@ -21,6 +21,15 @@ padding, so every older file is still read byte for byte as before: `model_kind`
 classifier, the value older files carry) and `numeric` (0 = int8, ditto; 1 = float32, the
 host engine's model: the same liquid layers with float32 weights, no requantisation tensors,
 and n_steps 0 because the caller gives the sequence length).
+
+Version 2 adds one thing: W_in and W_rec of a layer may each be stored column-sparse, as three
+tensors (ptr, delta, val: the layout of `intspec.sparse_encode`, why uint8 deltas is said there)
+in place of the dense one; the writers pick it per matrix when it makes the file smaller
+(`intspec.choose_storage`). A file is written with the lowest version that holds it: a model
+without a sparse matrix is a version-1 file byte for byte (older runtimes still load it), and the
+loaders read both versions; a version-1 file holding a sparse tensor is refused (unknown kind).
+The element count of delta and val is the last column pointer, checked against the pointer
+tensor, whose own count follows from the header.
 """
 from __future__ import annotations
 
@@ -33,14 +42,16 @@ from . import intspec
 from .intspec import QLayer, QModel
 
 MAGIC = 0x514E4C53          # b"SLNQ" read as a little-endian u32
-VERSION = 1
+VERSION = 2                 # the newest version the loaders read and the writers may write
+MIN_VERSION = 1             # the oldest the loaders read; dense-only files are still written as 1
+SPARSE_VERSION = 2          # first version with column-sparse matrices
 HEADER_SIZE = 128
 TABLE_ENTRY_SIZE = 16
 
 # (name, description). Config fields carry SLNConfig's names (k is SLNConfig.k).
 HEADER_FIELDS: list[tuple[str, str]] = [
     ("magic", "0x514E4C53, the bytes 'SLNQ'"),
-    ("version", "format version, 1"),
+    ("version", "format version: 1, or 2 when a matrix is stored column-sparse"),
     ("header_size", "bytes of the fixed header, 128"),
     ("file_size", "total bytes of the file"),
     ("input_size", "SLNConfig.input_size: inputs per step (pixels)"),
@@ -60,11 +71,14 @@ DTYPES: dict[str, tuple[int, int, str]] = {  # name -> (code, element bytes, num
     "int8": (1, 1, "<i1"),
     "int32": (2, 4, "<i4"),
     "float32": (3, 4, "<f4"),
+    "uint8": (4, 1, "<u1"),
 }
 NUMERICS = {"int8": 0, "float32": 1}
 MODEL_KINDS = {"classifier": 0, "char_lm": 1}
 
-# kind -> (name, dtype, count expression over d_in, n_neurons, n_classes, lut_points, description)
+# kind -> (name, dtype, count expression over d_in, n_neurons, n_classes, lut_points, description).
+# A count expression is a sum of products of those names and integers; "nnz" = the last entry of
+# the matrix's ptr tensor (column-sparse kinds 13..18, version 2, each an alternative to a dense one).
 LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
     1: ("w_in", "int8", "d_in * 2 * n_neurons", "input weights, input-major (D, 2N)"),
     2: ("in_mult", "int32", "2 * n_neurons", "requant multipliers of W_in x, [0, 2^23)"),
@@ -78,6 +92,12 @@ LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
     10: ("boost", "int32", "n_neurons", "frozen homeostatic boost, 0..65535"),
     11: ("alpha_lut", "int32", "lut_points", "gate table alpha(v) in Q15, 0..32767"),
     12: ("params", "int32", "4", "a_frac (3..20), h_frac (0..15), eps_q (>= 1), reserved 0"),
+    13: ("w_in_ptr", "int32", "d_in + 1", "column-sparse W_in: entries of input j are ptr[j]..ptr[j+1]-1"),
+    14: ("w_in_delta", "uint8", "nnz", "column-sparse W_in: row steps (first 0..255, then 1..255)"),
+    15: ("w_in_val", "int8", "nnz", "column-sparse W_in: values (0 on padding entries)"),
+    16: ("w_rec_ptr", "int32", "n_neurons + 1", "column-sparse W_rec: entries of winner i"),
+    17: ("w_rec_delta", "uint8", "nnz", "column-sparse W_rec: row steps"),
+    18: ("w_rec_val", "int8", "nnz", "column-sparse W_rec: values"),
 }
 READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
     1: ("w_out", "int8", "n_neurons * n_classes", "readout weights, neuron-major (N, C)"),
@@ -95,11 +115,16 @@ FLOAT_LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
     9: ("ln_beta", "float32", "n_neurons", "LayerNorm bias"),
     10: ("boost", "float32", "n_neurons", "frozen homeostatic boost (read when has_boost)"),
     12: ("params", "float32", "4", "lambda_min (>= 0), ln_eps (> 0), has_boost (0 or 1), reserved 0"),
+    13: LAYER_TENSORS[13], 14: LAYER_TENSORS[14], 15: ("w_in_val", "float32", "nnz", LAYER_TENSORS[15][3]),
+    16: LAYER_TENSORS[16], 17: LAYER_TENSORS[17], 18: ("w_rec_val", "float32", "nnz", LAYER_TENSORS[18][3]),
 }
 FLOAT_READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
     1: ("w_out", "float32", "n_neurons * n_classes", "readout weights, neuron-major (N, C)"),
     4: ("out_bias", "float32", "n_classes", "readout bias"),
 }
+# dense matrix name -> (its kind, the kinds of its column-sparse alternative: ptr, delta, val)
+SPARSE_KINDS: dict[str, tuple[int, tuple[int, int, int]]] = {"w_in": (1, (13, 14, 15)), "w_rec": (4, (16, 17, 18))}
+SPARSE_ONLY_KINDS = {kd for _, kinds in SPARSE_KINDS.values() for kd in kinds}
 # (numeric, readout?) -> table: what the writers write and the loader requires
 TENSORS: dict[tuple[str, bool], dict[int, tuple[str, str, str, str]]] = {
     ("int8", False): LAYER_TENSORS, ("int8", True): READOUT_TENSORS,
@@ -117,9 +142,11 @@ ERRORS: list[tuple[str, int, str]] = [
     ("SLN_ERR_UNSUPPORTED", 6, "config outside the runtime's limits (layers, k, sizes, steps), "
                                "another model kind, or a numeric this build lacks"),
     ("SLN_ERR_TENSOR_MISSING", 7, "a required tensor is absent, duplicated or unknown"),
-    ("SLN_ERR_TENSOR_TYPE", 8, "a tensor has the wrong dtype or element count"),
+    ("SLN_ERR_TENSOR_TYPE", 8, "a tensor has the wrong dtype or element count (column-sparse: delta and "
+                               "val counts must equal the last column pointer)"),
     ("SLN_ERR_TENSOR_BOUNDS", 9, "a tensor's offset/size lies past the end of the file or is misaligned"),
-    ("SLN_ERR_VALUE", 10, "a parameter outside its valid range (shift, multiplier, Q formats, boost, LUT)"),
+    ("SLN_ERR_VALUE", 10, "a parameter outside its valid range (shift, multiplier, Q formats, boost, LUT), "
+                          "or a column-sparse pointer / row step outside its matrix"),
     ("SLN_ERR_WORKSPACE", 11, "caller's workspace too small"),
 ]
 ERROR_CODES = {name: value for name, value, _ in ERRORS}
@@ -140,7 +167,7 @@ CONSTANTS: dict[str, int] = {
 # these columns per term (3l+0 input, 3l+1 recurrent, 3l+2 elementwise of layer l; last row readout).
 COUNTER_NAMES: tuple[str, ...] = (
     "mac", "ac", "add", "mul", "nonlin", "cmp", "weight_bytes", "act_bytes_read", "act_bytes_written",
-    "events", "dense_mac", "nz_out", "param_bytes")
+    "events", "dense_mac", "nz_out", "param_bytes", "index_bytes")
 COUNTER_DOCS = ("multiply-accumulates executed", "accumulates (binary events: multiply by 1 skipped)",
                 "elementwise adds/subtracts", "elementwise multiplies", "exp, log1p, sqrt/div",
                 "comparisons (ReLU, softplus threshold, top-k)",
@@ -148,17 +175,24 @@ COUNTER_DOCS = ("multiply-accumulates executed", "accumulates (binary events: mu
                 "bytes of activations/state read", "bytes of activations/state written",
                 "nonzero inputs consumed (input/recurrent terms)", "MACs a dense execution would need",
                 "nonzero outputs produced (winners with h != 0)",
-                "bytes of per-neuron parameter vectors read (bias, LayerNorm gain/shift, boost, readout bias)")
+                "bytes of per-neuron parameter vectors read (bias, LayerNorm gain/shift, boost, readout bias)",
+                "bytes of column-sparse indices read (row deltas, 1 per entry, + two int32 column pointers)")
 
 
-def expected_count(expr: str, d_in: int, n_neurons: int, n_classes: int) -> int:
-    """Evaluate a count expression of the tables: a product of names and integers."""
+def expected_count(expr: str, d_in: int, n_neurons: int, n_classes: int) -> int | None:
+    """Evaluate a count expression of the tables (a sum of products of names and integers);
+    None for "nnz" (given by the matrix's ptr tensor)."""
+    if expr == "nnz":
+        return None
     env = {"d_in": d_in, "n_neurons": n_neurons, "n_classes": n_classes, "lut_points": intspec.LUT_SIZE + 1}
-    out = 1
-    for term in expr.split("*"):
-        term = term.strip()
-        out *= int(term) if term.isdigit() else env[term]
-    return out
+    total = 0
+    for prod in expr.split("+"):
+        out = 1
+        for term in prod.split("*"):
+            term = term.strip()
+            out *= int(term) if term.isdigit() else env[term]
+        total += out
+    return total
 
 
 def _check_tables() -> None:
@@ -173,7 +207,9 @@ _check_tables()
 
 # --- writer / parser ---------------------------------------------------------------------------
 def _pack(dims: dict[str, int], tensors: list[tuple[int, str, np.ndarray]]) -> bytes:
-    """Header (dims + layout fields) + table + 4-byte aligned tensors."""
+    """Header (dims + layout fields) + table + 4-byte aligned tensors. The version is the lowest
+    that holds the tensors: 2 with a column-sparse matrix, else 1."""
+    version = SPARSE_VERSION if any((tid & 255) in SPARSE_ONLY_KINDS for tid, _, _ in tensors) else MIN_VERSION
     table_off = HEADER_SIZE
     off = table_off + TABLE_ENTRY_SIZE * len(tensors)
     table, blobs = [], []
@@ -189,20 +225,47 @@ def _pack(dims: dict[str, int], tensors: list[tuple[int, str, np.ndarray]]) -> b
         table.append(struct.pack("<4I", tid, code, off, flat.size))
         blobs.append(raw)
         off += len(raw)
-    vals = {"magic": MAGIC, "version": VERSION, "header_size": HEADER_SIZE, "file_size": off,
+    vals = {"magic": MAGIC, "version": version, "header_size": HEADER_SIZE, "file_size": off,
             "n_tensors": len(tensors), "table_offset": table_off, **dims}
     header = struct.pack(f"<{len(HEADER_FIELDS)}I", *(vals[n] for n, _ in HEADER_FIELDS))
     header += b"\0" * (HEADER_SIZE - len(header))
     return header + b"".join(table) + b"".join(blobs)
 
 
-def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"]) -> bytes:
-    """An int8 model (numeric 0) -> .sln bytes."""
+LAYOUTS = ("auto", "dense", "sparse")
+
+
+def _matrices(arrays: dict[str, np.ndarray], storage: dict[str, str]) -> dict[str, np.ndarray]:
+    """Replace each matrix whose storage is "sparse" by its ptr / delta / val tensors."""
+    out = dict(arrays)
+    for name in SPARSE_KINDS:
+        if storage[name] == "sparse":
+            ptr, delta, val = intspec.sparse_encode(out.pop(name))
+            out.update({f"{name}_ptr": ptr, f"{name}_delta": delta, f"{name}_val": val})
+    return out
+
+
+def _layer_tensors(li: int, table: dict[int, tuple[str, str, str, str]], arrays: dict[str, np.ndarray]
+                   ) -> list[tuple[int, str, np.ndarray]]:
+    """The layer's tensors in kind order: every kind of the table that `arrays` holds."""
+    return [(li * 256 + kind, dtype, arrays[name]) for kind, (name, dtype, _, _) in table.items() if name in arrays]
+
+
+def _storage(layout: str, pick: Any) -> dict[str, str]:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return {name: pick(name) if layout == "auto" else layout for name in SPARSE_KINDS}
+
+
+def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"], layout: str = "auto") -> bytes:
+    """An int8 model (numeric 0) -> .sln bytes. layout: "auto" stores each W_in / W_rec as its
+    QLayer.storage says, else the smaller (intspec.matrix_storage); "dense" / "sparse" force it."""
     tensors: list[tuple[int, str, np.ndarray]] = []
     for li, L in enumerate(qm.layers):
-        params = np.array([L.a_frac, L.h_frac, L.eps_q, 0], np.int64)
-        for kind, (name, dtype, _, _) in LAYER_TENSORS.items():
-            tensors.append((li * 256 + kind, dtype, params if name == "params" else getattr(L, name)))
+        arrays = {name: getattr(L, name) for name, *_ in LAYER_TENSORS.values() if hasattr(L, name)}
+        arrays["params"] = np.array([L.a_frac, L.h_frac, L.eps_q, 0], np.int64)
+        storage = _storage(layout, lambda name, L=L: intspec.matrix_storage(L, name))
+        tensors += _layer_tensors(li, LAYER_TENSORS, _matrices(arrays, storage))
     for kind, (name, dtype, _, _) in READOUT_TENSORS.items():
         tensors.append((qm.n_layers * 256 + kind, dtype, getattr(qm, name)))
     dims = {"input_size": qm.input_size, "n_classes": qm.n_classes, "n_neurons": qm.n_neurons,
@@ -211,10 +274,11 @@ def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"]) -> bytes:
     return _pack(dims, tensors)
 
 
-def float_model_bytes(model: Any) -> bytes:
+def float_model_bytes(model: Any, layout: str = "auto") -> bytes:
     """An eval-mode float SLN classifier (`sln.model.SLN`-like: .cfg, .cells[i].w_in / .w_rec / .ln /
     .boost / .boost_beta / .lambda_min / .ln_eps, .readout) -> float32 .sln bytes (numeric 1) for
-    the host engine. Weights are stored transposed (input-major) as the int8 files."""
+    the host engine. Weights are stored transposed (input-major) as the int8 files; layout as
+    `to_bytes` ("auto": each matrix column-sparse when that is smaller at 4 bytes per value)."""
     def f32(t: Any) -> np.ndarray:
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
@@ -226,8 +290,8 @@ def float_model_bytes(model: Any) -> bytes:
                   "bias": f32(cell.w_in.bias), "ln_gamma": f32(cell.ln.weight), "ln_beta": f32(cell.ln.bias),
                   "boost": f32(cell.boost),
                   "params": np.array([cell.lambda_min, cell.ln_eps, has_boost, 0.0], np.float32)}
-        for kind, (name, dtype, _, _) in FLOAT_LAYER_TENSORS.items():
-            tensors.append((li * 256 + kind, dtype, arrays[name]))
+        storage = _storage(layout, lambda name, a=arrays: intspec.choose_storage(a[name], 4))
+        tensors += _layer_tensors(li, FLOAT_LAYER_TENSORS, _matrices(arrays, storage))
     ro = {"w_out": f32(model.readout.weight).T, "out_bias": f32(model.readout.bias)}   # (N, C), (C,)
     for kind, (name, dtype, _, _) in FLOAT_READOUT_TENSORS.items():
         tensors.append((cfg.n_layers * 256 + kind, dtype, ro[name]))
@@ -253,23 +317,58 @@ def tensors_of(data: bytes) -> dict[int, np.ndarray]:
     return out
 
 
+def sparse_decode(ptr: np.ndarray, delta: np.ndarray, val: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Column-sparse (ptr, delta, val) -> the dense (rows = D, cols = 2N) matrix, with the C
+    loader's checks: ptr[0] = 0, nondecreasing, ptr[D] = len(delta) = len(val); within a column
+    every step after the first >= 1 and every position < cols. ValueError otherwise."""
+    ptr, delta = ptr.astype(np.int64), delta.astype(np.int64)
+    n = np.diff(ptr)
+    if ptr.shape != (rows + 1,) or ptr[0] != 0 or (n < 0).any() or ptr[-1] != len(delta) or len(delta) != len(val):
+        raise ValueError("column-sparse matrix: bad column pointers")
+    col = np.repeat(np.arange(rows), n)
+    cs = np.cumsum(delta)
+    pos = cs - np.concatenate([[0], cs])[ptr[:-1]][col]           # running row within each column
+    first = np.zeros(len(delta), bool)
+    first[ptr[:-1][n > 0]] = True
+    if (pos >= cols).any() or (delta[~first] < 1).any():
+        raise ValueError("column-sparse matrix: a row step leaves the column or does not advance")
+    w = np.zeros((rows, cols), val.dtype)
+    w[col, pos] = val
+    return w
+
+
+def _dense_layer(t: dict[int, np.ndarray], li: int, d_in: int, N: int) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The layer's tensors by name, each matrix dense (decoded if stored sparse), and its storage."""
+    out = {name: t[li * 256 + kind] for kind, (name, *_) in LAYER_TENSORS.items()
+           if li * 256 + kind in t and kind not in SPARSE_ONLY_KINDS}
+    storage = {}
+    for (name, (_, (kp, kd, kv))), rows in zip(SPARSE_KINDS.items(), (d_in, N), strict=True):
+        if li * 256 + kp in t:
+            out[name] = sparse_decode(t[li * 256 + kp], t[li * 256 + kd], t[li * 256 + kv], rows, 2 * N)
+            storage[name] = "sparse"
+        else:
+            out[name] = out[name].reshape(rows, 2 * N)
+            storage[name] = "dense"
+    return out, storage
+
+
 def from_bytes(data: bytes) -> QModel:
-    """Parse an int8 .sln file (trusting it less than the C loader does; used by tests and tools)."""
+    """Parse an int8 .sln file of version 1 or 2 (trusting it less than the C loader does; used by
+    tests and tools). Sparse matrices are decoded to dense; QLayer.storage records which were."""
     h = header_of(data)
-    if h["magic"] != MAGIC or h["version"] != VERSION:
-        raise ValueError("not an SLN v1 model file")
+    if h["magic"] != MAGIC or not MIN_VERSION <= h["version"] <= VERSION:
+        raise ValueError(f"not an SLN model file of version {MIN_VERSION}..{VERSION}")
     if h["numeric"] != NUMERICS["int8"]:
         raise ValueError("not an int8 model (numeric != 0)")
     tensors = {tid: a.astype(np.int64) for tid, a in tensors_of(data).items()}
+    if h["version"] < SPARSE_VERSION and any((tid & 255) in SPARSE_ONLY_KINDS for tid in tensors):
+        raise ValueError("a version-1 file cannot hold column-sparse tensors")
     N, C, D = h["n_neurons"], h["n_classes"], h["input_size"]
     layers = []
     for li in range(h["n_layers"]):
-        t = {name: tensors[li * 256 + kind] for kind, (name, *_) in LAYER_TENSORS.items()}
-        d_in = D if li == 0 else N
+        t, storage = _dense_layer(tensors, li, D if li == 0 else N, N)
         p = t.pop("params")
-        t["w_in"] = t["w_in"].reshape(d_in, 2 * N)
-        t["w_rec"] = t["w_rec"].reshape(N, 2 * N)
-        layers.append(QLayer(a_frac=int(p[0]), h_frac=int(p[1]), eps_q=int(p[2]), **t))
+        layers.append(QLayer(a_frac=int(p[0]), h_frac=int(p[1]), eps_q=int(p[2]), storage=storage, **t))
     r = {name: tensors[h["n_layers"] * 256 + kind] for kind, (name, *_) in READOUT_TENSORS.items()}
     r["w_out"] = r["w_out"].reshape(N, C)
     return QModel(input_size=D, n_classes=C, n_neurons=N, n_layers=h["n_layers"], k=h["k"],
@@ -316,7 +415,7 @@ def float_workspace_bytes(n_layers: int, n_neurons: int, k: int) -> int:
 # --- C sources ---------------------------------------------------------------------------------
 def to_c_array(data: bytes, symbol: str = "sln_model_data") -> str:
     """The model file as a `static const` C array for firmware (same bytes, same loader)."""
-    lines = [f"/* generated by sln.export: {len(data)} bytes of an SLN v{VERSION} model */",
+    lines = [f"/* generated by sln.export: {len(data)} bytes of an SLN v{header_of(data)['version']} model */",
              '#include "sln_model_data.h"', "",
              f"const unsigned char {symbol}[{len(data)}] = {{"]
     for i in range(0, len(data), 16):
@@ -335,14 +434,17 @@ def c_array_header(qm: QModel, workspace: int, symbol: str = "sln_model_data") -
 
 
 def _kind_mask(table: dict[int, Any]) -> int:
-    return sum(1 << kind for kind in table)
+    """Kinds a file must hold exactly once (the dense matrices; their sparse alternatives apart)."""
+    return sum(1 << kind for kind in table if kind not in SPARSE_ONLY_KINDS)
 
 
 def generate_c_header() -> str:
     out = ["/* sln_format.h -- GENERATED by `python -m sln.export --write-header` from the tables",
            " * in sln/fmt.py. Do not edit: tests/test_runtime.py fails if this file differs. */",
            "#ifndef SLN_FORMAT_H", "#define SLN_FORMAT_H", "", "#include <stdint.h>", "",
-           f"#define SLN_MAGIC 0x{MAGIC:08X}u", f"#define SLN_VERSION {VERSION}u",
+           f"#define SLN_MAGIC 0x{MAGIC:08X}u", f"#define SLN_VERSION {VERSION}u /* newest version read */",
+           f"#define SLN_VERSION_MIN {MIN_VERSION}u /* oldest version read */",
+           f"#define SLN_VERSION_SPARSE {SPARSE_VERSION}u /* first version with column-sparse matrices */",
            f"#define SLN_HEADER_SIZE {HEADER_SIZE}u", f"#define SLN_TABLE_ENTRY_SIZE {TABLE_ENTRY_SIZE}u", "",
            "/* header fields: u32 little-endian at these byte offsets */"]
     out += [f"#define SLN_HDR_{name.upper()} {HEADER_OFFSETS[name]}u /* {desc} */" for name, desc in HEADER_FIELDS]
@@ -358,13 +460,19 @@ def generate_c_header() -> str:
         where = "readout " if readout else ""
         for kind, (name, dtype, expr, desc) in TENSORS[("int8", readout)].items():
             fl = TENSORS[("float32", readout)].get(kind)
-            also = f"; float32[{fl[2]}]: {fl[3]}" if fl else ""
+            also = (f"; float32 files: {fl[1]}[{fl[2]}]" + ("" if fl[3] == desc else f": {fl[3]}")) if fl else ""
             out.append(f"#define SLN_T_{name.upper()} {kind}u /* {where}{dtype}[{expr}]: {desc}{also} */")
-    out.append(f"#define SLN_N_LAYER_TENSORS {len(LAYER_TENSORS)}u")
+    out.append(f"#define SLN_N_LAYER_TENSORS {len(LAYER_TENSORS)}u /* kinds 1..{max(LAYER_TENSORS)} */")
     out.append(f"#define SLN_N_READOUT_TENSORS {len(READOUT_TENSORS)}u")
     out += ["/* bit `kind` set for every tensor a file of that numeric must hold exactly once */"]
     for (num, readout), table in TENSORS.items():
         out.append(f"#define SLN_KINDS_{'READOUT' if readout else 'LAYER'}_{num.upper()} 0x{_kind_mask(table):X}u")
+    out += ["/* column-sparse alternatives (version 2): these three kinds replace the dense matrix's one */"]
+    for name, (dense, kinds) in SPARSE_KINDS.items():
+        out.append(f"#define SLN_KINDS_{name.upper()}_SPARSE 0x{sum(1 << kd for kd in kinds):X}u "
+                   f"/* replace SLN_T_{name.upper()} ({dense}) */")
+    out += [f"#define SLN_SPARSE_DELTA_MAX {intspec.SPARSE_DELTA_MAX}u /* padding entries step this far */",
+            "#define SLN_COUNT_FROM_PTR 0xFFFFFFFFu /* sln_expected_count: the count is ptr[d_in] */"]
     out += ["", "/* runtime limits (keep every int32 accumulator in range) */"]
     out += [f"#define {k} {v}u" for k, v in LIMITS.items()]
     out += ["", "/* integer model constants (see sln/intspec.py) */"]
@@ -391,7 +499,8 @@ def generate_c_header() -> str:
     for (num, readout), table in TENSORS.items():
         out += [f"  if (numeric == SLN_NUMERIC_{num.upper()} && {'' if readout else '!'}readout) {{",
                 "    switch (kind) {"]
-        out += [f"    case {kind}u: *dtype = SLN_DTYPE_{dtype.upper()}; return {expr};"
+        out += [f"    case {kind}u: *dtype = SLN_DTYPE_{dtype.upper()}; "
+                f"return {'SLN_COUNT_FROM_PTR' if expr == 'nnz' else expr};"
                 for kind, (_, dtype, expr, _) in table.items()]
         out += ["    default: return 0u;", "    }", "  }"]
     out += ["  return 0u;", "}", "", "#endif /* SLN_FORMAT_H */", ""]

@@ -56,7 +56,7 @@ from typing import Any
 
 import numpy as np
 
-# --- fixed constants of the integer model (format version 1) ---------------------------------
+# --- fixed constants of the integer model (format versions 1 and 2) --------------------------
 MULT_BITS = 23                # requantisation multipliers m in [2^22, 2^23)
 A_SAT = 1 << 23               # |a| saturation (Q F)
 NORM_FRAC = 12                # LayerNorm output n in Q12
@@ -93,6 +93,9 @@ class QLayer:
     ln_beta: np.ndarray          # int32 (N,) Q24
     boost: np.ndarray            # int32 (N,) 0..65535
     alpha_lut: np.ndarray        # int32 (LUT_SIZE + 1,) Q15
+    # how the runtime stores W_in / W_rec: {"w_in": "dense" | "sparse", ...}; a missing name means
+    # "the smaller of the two" (`matrix_storage`). Set from the file by sln.fmt.from_bytes.
+    storage: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -177,9 +180,84 @@ def topk_stable(score: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-score, axis=1, kind="stable")[:, :k]
 
 
+# --- column-sparse storage of W_in / W_rec (sln.fmt writes it, runtime/sln.c reads it) --------
+# A matrix W (D, R) held input-major is read one column W[j, :] (R = 2N outputs) per event j.
+# Stored column-sparse it keeps, per column, only its nonzero entries as (delta, value) pairs in
+# ascending row order; the runtime walks r = 0; for each entry: r += delta; acc[r] += value * x.
+# delta is a uint8: the first entry's row (0..255), then the distance to the previous entry
+# (1..255); a longer gap is bridged by padding entries (delta 255, value 0), executed like any
+# other entry. ptr (D + 1, int32): column j's entries are ptr[j] .. ptr[j+1] - 1.
+# Why uint8 deltas: 1 index byte per nonzero (2 bytes an entry with the int8 value) against 2 for
+# uint16 row numbers, and against a bitmap's R/8 bytes per column (1.25 B per nonzero at 10 %
+# density, 2.5 B at 5 %); padding needs a gap > 255 rows, rare above ~1 % density; the walk is one
+# add per entry, with no decode table or bit scan on a microcontroller.
+SPARSE_DELTA_MAX = 255
+STORAGES = ("dense", "sparse")
+SPARSE_MATRICES = ("w_in", "w_rec")
+
+
+def _sparse_gaps(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nonzeros of w (D, R) in column-major walk order -> (column j, row p, gap to the previous
+    entry or to row 0, padding entries needed before it), each (nnz,)."""
+    j, p = np.nonzero(w)
+    gap = p.astype(np.int64)
+    if p.size > 1:
+        gap[1:] = np.where(j[1:] == j[:-1], p[1:] - p[:-1], p[1:])
+    return j, p, gap, np.maximum(gap - 1, 0) // SPARSE_DELTA_MAX
+
+
+def column_entries(w: np.ndarray) -> np.ndarray:
+    """(D,) int64: stored entries of each column of w (D, R) in the column-sparse layout
+    (its nonzeros plus padding) = the weights the runtime reads for one event of that column."""
+    j, _, _, pads = _sparse_gaps(w)
+    return np.bincount(j, weights=1 + pads, minlength=w.shape[0]).astype(np.int64)
+
+
+def sparse_encode(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """w (D, R) -> column-sparse (ptr (D+1,) int64, delta (E,) int64 in 0..255, value (E,) w.dtype)."""
+    j, p, gap, pads = _sparse_gaps(w)
+    reps = 1 + pads
+    owner = np.repeat(np.arange(p.size), reps)              # the nonzero each entry belongs to
+    rank = np.arange(owner.size) - (np.cumsum(reps) - reps)[owner]
+    last = rank == pads[owner]                               # the entry holding the value
+    delta = np.where(last, gap[owner] - SPARSE_DELTA_MAX * pads[owner], SPARSE_DELTA_MAX)
+    val = np.where(last, w[j, p][owner], np.zeros((), w.dtype)).astype(w.dtype)
+    per_col = np.bincount(j, weights=reps, minlength=w.shape[0]).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(per_col)]).astype(np.int64), delta.astype(np.int64), val
+
+
+def _a4(x: int) -> int:
+    return (x + 3) & ~3
+
+
+def storage_bytes(w: np.ndarray, elem: int, storage: str) -> int:
+    """File bytes of matrix w (D, R) at `elem` bytes per value: dense = D R elem; sparse = ptr
+    (4 (D + 1)) + deltas (E) + values (E elem), each 4-byte aligned, + two more 16-byte table
+    entries (three tensors instead of one)."""
+    if storage == "dense":
+        return _a4(w.size * elem)
+    E = int(column_entries(w).sum())
+    return 4 * (w.shape[0] + 1) + _a4(E) + _a4(E * elem) + 32
+
+
+def choose_storage(w: np.ndarray, elem: int = 1) -> str:
+    """The exporter's rule: sparse exactly when it makes the file smaller (int8: below ~50 % density;
+    float32: below ~80 %); ties stay dense."""
+    return "sparse" if storage_bytes(w, elem, "sparse") < storage_bytes(w, elem, "dense") else "dense"
+
+
+def matrix_storage(L: QLayer, name: str, elem: int = 1) -> str:
+    """How layer L's matrix `name` (w_in / w_rec) is stored: L.storage[name], else the smaller."""
+    s = L.storage.get(name) or choose_storage(getattr(L, name), elem)
+    if s not in STORAGES:
+        raise ValueError(f"storage of {name} must be one of {STORAGES}, got {s!r}")
+    return s
+
+
 # --- operation counting (the benchmark's int8 accounting) ------------------------------------
 COUNT_TERMS = ("input", "recurrent", "elementwise", "readout")
-COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "param_bytes", "act_bytes", "events", "dense_mac")
+COUNTERS = ("mac", "adds32", "muls32", "cmps32", "weight_bytes", "param_bytes", "act_bytes", "events", "dense_mac",
+            "index_bytes")
 ISQRT_ITERS = 16   # isqrt of a 32-bit value: 16 iterations of (2 adds + 1 compare)
 
 
@@ -187,16 +265,19 @@ ISQRT_ITERS = 16   # isqrt of a 32-bit value: 16 iterations of (2 adds + 1 compa
 class IntCounts:
     """What an event-driven integer runtime executes, summed over every sample and step.
 
-    A MAC (int8 weight x integer activation, int32 accumulate) for each weight column of a
-    nonzero input / nonzero winner of the previous step (2N columns each), 1 byte per int8
-    weight read; requantisation (acc * m, round, shift) as 1 int32 mul + 2 int32 adds per
-    output; integer LayerNorm, LUT gate, state update, boost and top-k as the int32 adds /
-    muls / compares listed in `q_step` (a shift, mask or clamp bound counts as an add /
-    compare; a division as 1 mul + 1 add; isqrt as ISQRT_ITERS x (2 adds + 1 compare));
-    int32 parameters (mults, shifts, bias, gamma, beta, boost, gate table entries) as 4 bytes
-    per read. Bytes of the int8 weight matrices (W_in, W_rec, W_out columns/rows) go to
-    `weight_bytes`, bytes of the int32 parameter vectors to `param_bytes` (priced at the memory
-    level of their own size). `nz_out` counts nonzero neuron outputs (for the active fraction).
+    A MAC (int8 weight x integer activation, int32 accumulate) for each stored weight of the column
+    of a nonzero input / nonzero winner of the previous step (2N per column when the matrix is
+    dense; its column-sparse entries when sparse, see `column_entries`), 1 byte per int8 weight
+    read; a sparse column also reads 1 index byte per entry and its two int32 column pointers (8
+    bytes), counted in `index_bytes` (priced with the matrices); requantisation (acc * m, round,
+    shift) as 1 int32 mul + 2 int32 adds per output (for every one of the 2N outputs, although the
+    C runtime skips a zero accumulator); integer LayerNorm, LUT gate, state update, boost and top-k
+    as the int32 adds / muls / compares listed in `q_step` (a shift, mask or clamp bound counts as
+    an add / compare; a division as 1 mul + 1 add; isqrt as ISQRT_ITERS x (2 adds + 1 compare));
+    int32 parameters (mults, shifts, bias, gamma, beta, boost, gate table entries) as 4 bytes per
+    read. Bytes of the int8 weight matrices (W_in, W_rec, W_out columns/rows) go to `weight_bytes`,
+    bytes of the int32 parameter vectors to `param_bytes` (priced at the memory level of their own
+    size). `nz_out` counts nonzero neuron outputs (for the active fraction).
     """
     terms: dict[str, dict[str, float]] = field(
         default_factory=lambda: {t: dict.fromkeys(COUNTERS, 0.0) for t in COUNT_TERMS})
@@ -248,23 +329,34 @@ def q_step(qm: QModel, state: QState, x: np.ndarray, counter: IntCounts | None =
         y = np.zeros_like(h)
         y[rows, win] = h[rows, win]
         if counter is not None:
-            _count_layer(counter, li, inp, state.y[li], y, B, N, k)
+            _count_layer(counter, li, L, inp, state.y[li], y, B, N, k)
         state.h[li], state.y[li], state.win[li] = h, y, win
         inp = y
     return inp
 
 
-def _count_layer(cnt: IntCounts, li: int, inp: np.ndarray, y_prev: np.ndarray, y: np.ndarray,
+def _column_reads(L: QLayer, name: str, active: np.ndarray, N2: int) -> tuple[float, float]:
+    """Weights read and index bytes of the columns of matrix `name` selected by active (B, D) bool:
+    dense 2N per column; sparse its stored entries, 1 index byte each + two int32 pointers."""
+    if matrix_storage(L, name) == "dense":
+        return float(active.sum()) * N2, 0.0
+    reads = float((active.astype(np.float64) @ column_entries(getattr(L, name)).astype(np.float64)).sum())
+    return reads, reads + 8.0 * float(active.sum())
+
+
+def _count_layer(cnt: IntCounts, li: int, L: QLayer, inp: np.ndarray, y_prev: np.ndarray, y: np.ndarray,
                  B: int, N: int, k: int) -> None:
     """Counts of one layer step (B samples): inp its input, y_prev / y its old / new output."""
     ci, cr, ce = (cnt.terms[t] for t in COUNT_TERMS[:3])
     N2 = 2 * N
-    # input projection: one int8 column (2N weights) per nonzero input
+    # input projection: one int8 column (2N weights, or its sparse entries) per nonzero input
     ev = float((inp != 0).sum())
+    reads, idx = _column_reads(L, "w_in", inp != 0, N2)
     ci["events"] += ev
-    ci["mac"] += ev * N2
+    ci["mac"] += reads
     ci["dense_mac"] += B * inp.shape[1] * N2
-    ci["weight_bytes"] += ev * N2                           # int8 columns
+    ci["weight_bytes"] += reads                             # int8 weights
+    ci["index_bytes"] += idx
     ci["param_bytes"] += B * N2 * 8                         # in_mult/in_shift
     ci["act_bytes"] += B * inp.shape[1] if li == 0 else ev * 4   # pixel scan / (idx, val) events
     ci["muls32"] += B * N2
@@ -273,10 +365,12 @@ def _count_layer(cnt: IntCounts, li: int, inp: np.ndarray, y_prev: np.ndarray, y
     m_b = (y_prev != 0).sum(1)
     m = float(m_b.sum())
     busy = float((m_b > 0).sum())                           # samples whose recurrent sum is not empty
+    reads, idx = _column_reads(L, "w_rec", y_prev != 0, N2)
     cr["events"] += m
-    cr["mac"] += m * N2
+    cr["mac"] += reads
     cr["dense_mac"] += B * N * N2
-    cr["weight_bytes"] += m * N2
+    cr["weight_bytes"] += reads
+    cr["index_bytes"] += idx
     cr["param_bytes"] += busy * N2 * 8                      # rec_mult/rec_shift
     cr["act_bytes"] += m * 4
     cr["muls32"] += busy * N2

@@ -96,6 +96,11 @@ def quantize(model: SLN, calib: np.ndarray | torch.Tensor) -> Q.QModel:
     cfg = model.cfg
     model.eval()
     lm = cfg.task == "lm"
+    if not lm and (cfg.input_pool != 1 or cfg.input_threshold != 0):
+        # the integer model and the C runtime read raw pixel rows; a coded input would be read wrong
+        raise ValueError(f"{cfg.name}: int8 export of a model with input coding (input_pool={cfg.input_pool}, "
+                         f"input_threshold={cfg.input_threshold}) is not supported yet; use the float model and "
+                         "engine, or train without input coding")
     N, k, D0 = cfg.n_neurons, cfg.k, cfg.input_size
     T = 1 if lm else int(np.asarray(calib[0]).size // D0)
     Q.check_limits(D0, cfg.n_classes, N, cfg.n_layers, k, T)

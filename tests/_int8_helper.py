@@ -91,6 +91,55 @@ def artifacts() -> Artifacts:
                      root / "images.idx", root / "labels.idx")
 
 
+SPARSE_KEEP = 0.10     # share of W_in / W_rec weights the sparse test model keeps
+
+
+def prune_top(model, keep: float = SPARSE_KEEP) -> None:
+    """Zero all but the `keep` largest-magnitude weights of every layer's W_in and W_rec (ties at
+    the threshold kept): the sparse models of the tests, made here, not by the training code."""
+    import torch
+
+    with torch.no_grad():
+        for cell in model.cells:
+            for w in (cell.w_in.weight, cell.w_rec.weight):
+                n_keep = max(1, int(round(keep * w.numel())))
+                thr = w.abs().flatten().kthvalue(w.numel() - n_keep + 1).values
+                w.mul_((w.abs() >= thr).to(w.dtype))
+
+
+@dataclass
+class SparseArtifacts:
+    export_dir: Path           # model.sln (column-sparse, version 2), sln_model_data.[ch]
+    model_file: Path
+    dense_file: Path           # the same integer model with dense matrices (version 1)
+    qm: object                 # intspec.QModel parsed back from model.sln
+    model: object              # the pruned float model
+
+
+@functools.cache
+def sparse_artifacts() -> SparseArtifacts:
+    """The trained test model pruned to SPARSE_KEEP of its W_in / W_rec weights (no fine-tuning:
+    the tests check exactness, not accuracy), quantised and exported column-sparse."""
+    from sln import fmt, quant
+    from sln.checkpoint import load_checkpoint
+    from sln.data import load_split
+
+    a = artifacts()
+    model, _ = load_checkpoint(a.checkpoint)
+    model.eval()
+    prune_top(model)
+    xtr, _ = load_split("mnist", "train", limit=N_CALIB)
+    qm = quant.quantize(model, xtr)
+    out = a.root / "export_sparse"
+    out.mkdir(exist_ok=True)
+    data = fmt.to_bytes(qm)
+    (out / "model.sln").write_bytes(data)
+    (out / "sln_model_data.c").write_text(fmt.to_c_array(data))
+    (out / "sln_model_data.h").write_text(fmt.c_array_header(qm, fmt.workspace_bytes(qm)))
+    (out / "dense.sln").write_bytes(fmt.to_bytes(qm, layout="dense"))
+    return SparseArtifacts(out, out / "model.sln", out / "dense.sln", fmt.from_bytes(data), model)
+
+
 @functools.cache
 def build(target: str) -> Path:
     """`make <target>` of runtime/ into a private build folder -> path of the program."""

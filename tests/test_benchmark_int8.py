@@ -45,24 +45,26 @@ D, N, K, C, T, L = 4, 4, 3, 2, 2, 2
 H_FRAC, A_FRAC = 8, 8
 
 
-def _hand_layer(d_in: int) -> intspec.QLayer:
+def _hand_layer(d_in: int, storage: str = "dense") -> intspec.QLayer:
     """All weights and biases 0, so a = 0 and the LayerNorm output is its shift beta: neurons 0
     and 1 get c = 100 (Q8), neurons 2 and 3 c = 0. The state h = (1 - alpha) c is then > 0 for
     neurons 0, 1 only; with k = 3 the winners are 0, 1, 2 (ties to the lowest index) and exactly
-    2 of them are nonzero at every step, whatever the pixels."""
+    2 of them are nonzero at every step, whatever the pixels. The zero matrices are held dense
+    (as a runtime given a dense file reads them), or column-sparse (no entries at all)."""
     z2 = np.zeros(2 * N, np.int64)
     beta = np.array([100, 100, 0, 0], np.int64) << (intspec.NORM_FRAC + intspec.GAMMA_FRAC - H_FRAC)
     return intspec.QLayer(
         a_frac=A_FRAC, h_frac=H_FRAC, eps_q=1, w_in=np.zeros((d_in, 2 * N), np.int8), in_mult=z2 + (1 << 22),
         in_shift=z2 + 23, w_rec=np.zeros((N, 2 * N), np.int8), rec_mult=z2 + (1 << 22), rec_shift=z2 + 23,
         bias=z2.copy(), ln_gamma=np.full(N, 1 << intspec.GAMMA_FRAC, np.int64), ln_beta=beta,
-        boost=np.full(N, intspec.BOOST_MAX, np.int64), alpha_lut=intspec.alpha_lut(0.1))
+        boost=np.full(N, intspec.BOOST_MAX, np.int64), alpha_lut=intspec.alpha_lut(0.1),
+        storage={"w_in": storage, "w_rec": storage})
 
 
-def _hand_model() -> intspec.QModel:
+def _hand_model(storage: str = "dense") -> intspec.QModel:
     z = np.zeros(C, np.int64)
     return intspec.QModel(input_size=D, n_classes=C, n_neurons=N, n_layers=L, k=K, n_steps=T,
-                          layers=[_hand_layer(D), _hand_layer(N)], w_out=np.ones((N, C), np.int8),
+                          layers=[_hand_layer(D, storage), _hand_layer(N, storage)], w_out=np.ones((N, C), np.int8),
                           out_mult=z + (1 << 22), out_shift=z + 23, out_bias=z.copy())
 
 
@@ -111,6 +113,40 @@ def test_counts_of_a_hand_made_model_follow_from_pixels_and_winners() -> None:
     # table; the readout's mult, shift and bias per class
     assert row["int32_params"] == L * (5 * 2 * N + 3 * N + intspec.LUT_SIZE + 1) + 3 * C
     assert row["weight_footprint_bytes"] == row["int8_weights"] + 4 * row["int32_params"]
+
+
+def test_counts_of_sparse_matrices_are_their_entries_plus_index_bytes() -> None:
+    """The hand model with its (all-zero) matrices stored column-sparse: no weight is read, each
+    event column still reads its two int32 pointers (8 index bytes); the rest is unchanged. Then
+    a column-sparse matrix with known entries: reads = entries of the event columns."""
+    px = np.zeros((3, T * D), np.uint8)
+    px[0, [0, 5]] = 7
+    px[1, [1, 2, 3, 6]] = 255
+    dense = I8.count_sln_int8(_hand_model("dense"), px, np.zeros(3, np.int64)).counts.terms
+    sparse = I8.count_sln_int8(_hand_model("sparse"), px, np.zeros(3, np.int64)).counts.terms
+    for term in ("input", "recurrent"):
+        assert sparse[term]["mac"] == sparse[term]["weight_bytes"] == 0
+        assert sparse[term]["index_bytes"] == 8 * dense[term]["events"] and dense[term]["index_bytes"] == 0
+        assert sparse[term]["events"] == dense[term]["events"] and sparse[term]["dense_mac"] == dense[term]["dense_mac"]
+    assert sparse["elementwise"] == dense["elementwise"] and sparse["readout"] == dense["readout"]
+    # the footprint: column pointers only (D + 1 and N + 1 int32 per layer), no int8 weight of W_in / W_rec
+    qm = _hand_model("sparse")
+    fp = I8.sln_int8_footprint(qm)
+    assert fp["index_bytes"] == 4 * ((D + 1) + (N + 1) + 2 * (N + 1)) and fp["int8_weights"] == N * C
+    assert fp["matrix_bytes"] == N * C + fp["index_bytes"]
+    # known entries: input 0's column holds rows 1 and 6, input 1's none; one event each
+    layer = qm.layers[0]
+    layer.w_in = layer.w_in.copy()
+    layer.w_in[0, [1, 6]] = [5, -5]
+    x = np.zeros((1, D), np.int64)
+    x[0, [0, 1]] = 3
+    cnt = intspec.IntCounts()
+    intspec.q_step(qm, intspec.init_state(qm, 1), x, cnt)
+    assert cnt.terms["input"]["mac"] == 2 + 0 + 2 * 0        # layer 0: 2 entries; layer 1 (empty) none
+    assert cnt.terms["input"]["index_bytes"] == 2 + 8 * 2 + 8 * float(cnt.terms["input"]["events"] - 2)
+    e = estimate_pj({"weight_bytes": 80, "index_bytes": 40}, 20 * 1024, 1, HOROWITZ_45NM_STEPS, "int8")
+    assert e["weight_mem"] == pytest.approx(120 / 8 * 20.0) and e["index_mem"] == pytest.approx(40 / 8 * 20.0)
+    assert e["memory"] == pytest.approx(e["weight_mem"] + e["param_mem"] + e["act_mem"])
 
 
 def _tiny_sln() -> torch.nn.Module:

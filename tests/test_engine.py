@@ -95,6 +95,60 @@ def test_counts_equal_hand_computed(backend: str) -> None:
     assert same_winners(res.winners, wins)
 
 
+def test_sparse_layout_counts_equal_hand_computed() -> None:
+    """The hand model handed over column-sparse (forced: its weights have no zero, so every column
+    stores all 2N entries): the same MACs, ACs, weight bytes and logits, plus the index bytes,
+    1 per entry and 8 (two int32 pointers) per column read."""
+    _backend_ok("c")
+    m = _hand_model()
+    dense, sparse = Engine(m, "c", layout="dense").run(HAND_X), Engine(m, "c", layout="sparse").run(HAND_X)
+    np.testing.assert_array_equal(sparse.logits, dense.logits)
+    got, exp = sparse.counts.per_term(), dense.counts.per_term()
+    for term in exp:
+        for name in E.COUNTER_NAMES:
+            want = exp[term][name]
+            if name == "index_bytes":
+                cols = {"L0.input": 2, "L0.recurrent": 2}.get(term, 0)    # events of each term
+                want = cols * (N2 + 8)
+            assert got[term][name] == want, (term, name, got[term][name], want)
+    assert sparse.counts.summary()["index_bytes_read"] == 4 * (N2 + 8)
+
+
+def test_sparse_weights_read_only_nonzeros_and_equal_dense(trained_small: SLN, mnist_slice) -> None:
+    """trained_small pruned to 10 % of W_in / W_rec: the engine picks the column-sparse layout
+    itself; logits and winners equal the dense layout's exactly (only additions of 0 are skipped),
+    and the input MACs + ACs are the stored entries of the event columns."""
+    import copy
+
+    from sln import intspec
+
+    _backend_ok("c")
+    _, _, xte, _ = mnist_slice
+    m = copy.deepcopy(trained_small)
+    with torch.no_grad():
+        for w in (m.cells[0].w_in.weight, m.cells[0].w_rec.weight):
+            w.mul_((w.abs() >= w.abs().flatten().kthvalue(int(0.9 * w.numel())).values).float())
+    seq = images_to_sequence(torch.from_numpy(xte[:30].copy()), m.cfg.input_size).numpy()
+    es, ed = Engine(m, "c"), Engine(m, "c", layout="dense")
+    assert fmt.header_of(fmt.float_model_bytes(m))["version"] == 2
+    ent = intspec.column_entries(m.cells[0].w_in.weight.detach().numpy().T)     # (D,) entries per input
+    want_in = 0
+    for x in seq:
+        rs, rd = es.run(x), ed.run(x)
+        np.testing.assert_array_equal(rs.logits, rd.logits)
+        assert same_winners(rs.winners, rd.winners)
+        want_in += int(ent[np.nonzero(x)[1]].sum())
+    _, cs = es.run_batch(seq)
+    _, cd = ed.run_batch(seq)
+    ts, td = cs.per_term(False), cd.per_term(False)
+    assert ts["L0.input"]["mac"] + ts["L0.input"]["ac"] == want_in
+    assert ts["L0.input"]["weight_bytes"] == 4 * want_in
+    assert ts["L0.input"]["index_bytes"] == want_in + 8 * ts["L0.input"]["events"]
+    rec_s, rec_d = (t["L0.recurrent"]["mac"] + t["L0.recurrent"]["ac"] for t in (ts, td))
+    assert 0 < rec_s < 0.15 * rec_d and td["L0.recurrent"]["index_bytes"] == 0
+    assert ts["L0.elementwise"] == td["L0.elementwise"]
+
+
 # --------------------------------------------------------------------------- random models
 CASES = [
     ("1 layer, boost", dict(n_neurons=64, active_frac=0.0625, input_size=196), 1.0),

@@ -1,7 +1,9 @@
 """libFuzzer (clang -fsanitize=fuzzer,address,undefined) on the `.sln` loader and one inference
 step (runtime/fuzz/fuzz_load.c, `make -C runtime fuzz`), for a bounded time, with the corpus
 seeded from real exports: the trained int8 classifier of _int8_helper, a 2-layer int8
-classifier, an int8 character LM and two float32 files (sln.fmt.float_model_bytes).
+classifier, an int8 character LM, two float32 files (sln.fmt.float_model_bytes), and column-sparse
+(format version 2) int8 and float32 files, so the fuzzer mutates the sparse pointers and row steps
+that the loader validates once for the step's unchecked column walks.
 
 Time: $SLN_FUZZ_SECONDS, else 60 s under CI=true, else 10 s. Any crash, sanitizer report,
 timeout or harness assertion fails the test and names the saved crash input. Skipped (failed
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _int8_helper import RUNTIME, artifacts  # noqa: E402
+from _int8_helper import RUNTIME, artifacts, prune_top, sparse_artifacts  # noqa: E402
 from conftest import skip_or_fail_in_ci  # noqa: E402
 
 from sln import fmt, quant  # noqa: E402
@@ -50,6 +52,15 @@ def _seeds(folder: Path) -> list[Path]:
         SLN(SLNConfig(n_neurons=32, active_frac=0.125, input_size=196, n_layers=2)).eval())
     seeds["float32_one_layer.sln"] = fmt.float_model_bytes(
         SLN(SLNConfig(n_neurons=16, active_frac=0.25, input_size=28, n_layers=1)).eval())
+    seeds["int8_sparse.sln"] = sparse_artifacts().model_file.read_bytes()
+    # small sparse files: mutations reach the indices instead of being spent on big dense blobs;
+    # N = 160 gives 2N = 320 > 255 rows, so padding entries occur
+    sp2 = create_model("sln-tiny", n_layers=2, n_neurons=160, active_frac=0.05).eval()
+    prune_top(sp2, 0.02)
+    seeds["int8_sparse_two_layer.sln"] = fmt.to_bytes(quant.quantize(sp2, a.images[:100]))
+    fsp = SLN(SLNConfig(n_neurons=24, active_frac=0.125, input_size=49, n_layers=2)).eval()
+    prune_top(fsp, 0.1)
+    seeds["float32_sparse.sln"] = fmt.float_model_bytes(fsp)
     paths = []
     for name, data in seeds.items():
         (folder / name).write_bytes(data)
@@ -80,6 +91,7 @@ def test_seeds_load_in_the_harness(tmp_path: Path) -> None:
     for s in seeds:    # the files are valid: the int8 ones in the CLI, the float ones in the engine
         h = fmt.header_of(s.read_bytes())
         assert h["numeric"] == (1 if s.name.startswith("float32") else 0), s.name
+        assert h["version"] == (2 if "sparse" in s.name else 1), s.name
 
 
 def test_libfuzzer_finds_no_crash_in_the_loader_and_one_step(tmp_path: Path) -> None:

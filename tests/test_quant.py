@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _int8_helper import ROOT, artifacts  # noqa: E402
+from _int8_helper import ROOT, artifacts, sparse_artifacts  # noqa: E402
 
 from sln import export, fmt, intspec, quant  # noqa: E402
 from sln.checkpoint import load_checkpoint  # noqa: E402
@@ -100,11 +100,24 @@ def test_file_roundtrip_preserves_the_integer_model() -> None:
     assert fmt.to_bytes(qm) == data
     # size recomputed from the spec tables: header + table + each tensor (4-byte aligned)
     sizes = {"int8": 1, "int32": 4}
-    specs = [(sp, qm.input_size) for sp in fmt.LAYER_TENSORS.values()] + list(
+    specs = [(sp, qm.input_size) for kd, sp in fmt.LAYER_TENSORS.items() if kd not in fmt.SPARSE_ONLY_KINDS] + list(
         (sp, 0) for sp in fmt.READOUT_TENSORS.values())
     body = sum((fmt.expected_count(expr, d, qm.n_neurons, qm.n_classes) * sizes[dt] + 3) // 4 * 4
                for (_, dt, expr, _), d in specs)
     assert len(data) == fmt.HEADER_SIZE + fmt.TABLE_ENTRY_SIZE * len(specs) + body
+    # column-sparse (version 2): each matrix's dense tensor replaced by ptr (D + 1 int32), delta and
+    # val (one byte per stored entry each), exactly intspec.storage_bytes apart
+    sp = sparse_artifacts()
+    sdata = sp.model_file.read_bytes()
+    assert fmt.to_bytes(fmt.from_bytes(sdata)) == sdata
+    L = sp.qm.layers[0]
+    saved = sum(intspec.storage_bytes(getattr(L, m), 1, "dense") - intspec.storage_bytes(getattr(L, m), 1, "sparse")
+                for m in intspec.SPARSE_MATRICES)
+    assert len(sdata) == len(fmt.to_bytes(sp.qm, layout="dense")) - saved
+    for m, rows in (("w_in", qm.input_size), ("w_rec", qm.n_neurons)):
+        e = int(intspec.column_entries(getattr(L, m)).sum())
+        assert e >= int((getattr(L, m) != 0).sum())                 # nonzeros + padding entries
+        assert intspec.storage_bytes(getattr(L, m), 1, "sparse") == 4 * (rows + 1) + 2 * ((e + 3) // 4 * 4) + 32
 
 
 def test_export_cli_and_wrappers(tmp_path: Path) -> None:
@@ -125,3 +138,16 @@ def test_export_cli_and_wrappers(tmp_path: Path) -> None:
     r = subprocess.run([sys.executable, str(ROOT / "export.py"), "--help"], capture_output=True, text=True,
                        cwd=ROOT)
     assert r.returncode == 0 and "--checkpoint" in r.stdout
+
+
+def test_int8_refuses_a_model_with_input_coding() -> None:
+    """The integer model and the C runtime read raw pixel rows: a pooled / thresholded model would be
+    calibrated and run on the wrong input, so quantisation refuses it, naming the fields."""
+    import numpy as np
+
+    from sln.config import get_config
+    from sln.model import SLN
+    for over in ({"input_pool": 2, "input_size": 49}, {"input_threshold": 64}):
+        m = SLN(get_config("sln-tiny", n_neurons=32, **over))
+        with pytest.raises(ValueError, match="input coding"):
+            quant.quantize(m, np.zeros((4, 28, 28), dtype=np.uint8))

@@ -12,7 +12,17 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _int8_helper import RUNTIME, artifacts, build, parse_dump, require_lsan, run_cli, write_idx  # noqa: E402
+from _int8_helper import (  # noqa: E402
+    RUNTIME,
+    SPARSE_KEEP,
+    artifacts,
+    build,
+    parse_dump,
+    require_lsan,
+    run_cli,
+    sparse_artifacts,
+    write_idx,
+)
 
 from sln import fmt, intspec, quant  # noqa: E402
 
@@ -107,7 +117,7 @@ def _malformed() -> list[tuple[str, object, str]]:
         ("truncated_last_byte", lambda d: d[:-1], "SLN_ERR_TRUNCATED"),
         ("truncated_half", lambda d: d[: len(d) // 2], "SLN_ERR_TRUNCATED"),
         ("wrong_magic", lambda d: b"GGUF" + d[4:], "SLN_ERR_MAGIC"),
-        ("wrong_version", lambda d: _put(bytearray(d), HO["version"], 2), "SLN_ERR_VERSION"),
+        ("wrong_version", lambda d: _put(bytearray(d), HO["version"], fmt.VERSION + 1), "SLN_ERR_VERSION"),
         ("version_zero", lambda d: _put(bytearray(d), HO["version"], 0), "SLN_ERR_VERSION"),
         ("header_size", lambda d: _put(bytearray(d), HO["header_size"], 64), "SLN_ERR_HEADER"),
         ("file_size_past_end", lambda d: _put(bytearray(d), HO["file_size"], len(d) + 1), "SLN_ERR_TRUNCATED"),
@@ -137,6 +147,149 @@ def _malformed() -> list[tuple[str, object, str]]:
         ("lut_out_of_range", lambda d: _put(bytearray(d), _tensor_offset(d, LUT), 40000), "SLN_ERR_VALUE"),
     ]
     return cases
+
+
+# --- column-sparse matrices (format version 2) ------------------------------------------------
+def test_sparse_model_bit_exact_with_python_reference_on_1000_real_images() -> None:
+    """The pruned test model stored column-sparse: the C runtime's winners and logits equal the
+    Python integer reference on 1,000 real test images, and equal the same model stored dense."""
+    a, sp = artifacts(), sparse_artifacts()
+    data = sp.model_file.read_bytes()
+    assert fmt.header_of(data)["version"] == 2 and fmt.header_of(sp.dense_file.read_bytes())["version"] == 1
+    assert all(L.storage == {"w_in": "sparse", "w_rec": "sparse"} for L in sp.qm.layers)
+    assert len(data) < 0.3 * sp.dense_file.stat().st_size           # 10 % of the weights, 2 bytes each
+    ref_logits, ref_winners = intspec.reference_forward(sp.qm, a.images)
+    for path in (sp.model_file, sp.dense_file):
+        r = run_cli(build("host"), str(path), str(a.images_idx), str(a.labels_idx), "--dump")
+        assert r.returncode == 0, r.stderr
+        preds, logits, winners = parse_dump(r.stdout)
+        assert len(preds) == 1000
+        np.testing.assert_array_equal(winners, ref_winners.reshape(len(a.images), -1))
+        np.testing.assert_array_equal(logits, ref_logits)
+    # pruning without fine-tuning costs accuracy, but the model still classifies
+    assert (ref_logits.argmax(1) == a.labels).mean() > 0.5
+
+
+def test_sparse_layout_round_trip_padding_and_counts() -> None:
+    """intspec.sparse_encode / fmt.sparse_decode on columns with gaps > 255 rows (padding
+    entries), a nonzero past row 255 first, an empty column; the counter's reads are the entries."""
+    rng = np.random.default_rng(5)
+    w = np.zeros((5, 1200), np.int64)
+    w[0, [0, 1, 300, 1199]] = [3, -4, 5, -6]        # gaps 1, 299 (1 pad), 899 (3 pads)
+    w[1, 700] = 9                                     # first row 700: 2 pads, then 190
+    w[3] = rng.integers(-127, 128, 1200) * (rng.random(1200) < 0.3)
+    ptr, delta, val = intspec.sparse_encode(w)
+    assert list(np.diff(ptr)[:3]) == [4 + 1 + 3, 1 + 2, 0]
+    assert list(delta[:8]) == [0, 1, 255, 44, 255, 255, 255, 134] and list(val[:8]) == [3, -4, 0, 5, 0, 0, 0, -6]
+    assert list(delta[8:11]) == [255, 255, 190] and list(val[8:11]) == [0, 0, 9]
+    np.testing.assert_array_equal(intspec.column_entries(w), np.diff(ptr))
+    np.testing.assert_array_equal(fmt.sparse_decode(ptr, delta, val, 5, 1200), w)
+    assert delta.max() <= 255 and (delta[1:][np.diff(np.repeat(np.arange(5), np.diff(ptr))) == 0] >= 1).all()
+    for bad in (lambda p, d: (p + 1, d), lambda p, d: (p, np.where(np.arange(len(d)) == 1, 0, d)),
+                lambda p, d: (p, np.where(np.arange(len(d)) == 0, 255, d))):   # ptr[0]; a step of 0; row 1200+
+        bp, bd = bad(ptr.copy(), delta.copy())
+        with pytest.raises(ValueError):
+            fmt.sparse_decode(bp, bd, val, 5, 1200)
+    # the sparse test model: counted weight reads = stored entries of the event columns
+    sp = sparse_artifacts()
+    px = artifacts().images[:20]
+    cnt = intspec.IntCounts()
+    intspec.reference_forward(sp.qm, px, counter=cnt)
+    L = sp.qm.layers[0]
+    x = px.reshape(20, sp.qm.n_steps, sp.qm.input_size)
+    ent = intspec.column_entries(L.w_in)
+    assert cnt.terms["input"]["mac"] == cnt.terms["input"]["weight_bytes"] == float(ent[np.nonzero(x)[2]].sum())
+    assert cnt.terms["input"]["index_bytes"] == float(ent[np.nonzero(x)[2]].sum() + 8 * (x != 0).sum())
+    assert cnt.terms["input"]["mac"] < 0.15 * cnt.terms["input"]["events"] * 2 * sp.qm.n_neurons
+    dense = intspec.IntCounts()
+    intspec.reference_forward(fmt.from_bytes(sp.dense_file.read_bytes()), px, counter=dense)
+    assert dense.terms["input"]["mac"] == dense.terms["input"]["events"] * 2 * sp.qm.n_neurons
+    assert dense.terms["input"]["index_bytes"] == 0
+    assert SPARSE_KEEP * 0.9 < (L.w_in != 0).mean() < SPARSE_KEEP * 1.5
+
+
+def test_sparse_runtime_reads_only_event_columns_nonzeros() -> None:
+    """Overwriting the stored values of the columns of zero pixels changes nothing; those of the
+    nonzero pixels change the logits (the walk reads exactly the active columns' entries)."""
+    a, sp = artifacts(), sparse_artifacts()
+    data = sp.model_file.read_bytes()
+    qm = sp.qm
+    img = a.images[:1].reshape(qm.n_steps, qm.input_size)
+    t = fmt.tensors_of(data)
+    ptr = t[0 * 256 + 13].astype(np.int64)
+    val_off = _tensor_offset(data, 0 * 256 + 15)
+    one = a.root / "events" / "one_sparse.idx"
+    one.parent.mkdir(exist_ok=True)
+    write_idx(one, a.images[:1])
+    base = _logits(sp.model_file, one)
+    zero_cols, nz_cols = np.flatnonzero((img == 0).all(0)), np.flatnonzero((img != 0).any(0))
+    for cols, should_change in ((zero_cols, False), (nz_cols[:3], True)):
+        mutated = bytearray(data)
+        for j in cols:
+            mutated[val_off + ptr[j]: val_off + ptr[j + 1]] = bytes([0x7F]) * int(ptr[j + 1] - ptr[j])
+        path = one.parent / f"s{should_change}.sln"
+        path.write_bytes(bytes(mutated))
+        assert (not np.array_equal(_logits(path, one), base)) == should_change
+
+
+def _with_matrices(qm: intspec.QModel, edit) -> bytes:
+    """to_bytes of qm with each layer's tensors passed through edit(arrays, dense arrays): files
+    the writer would never make (a sparse triple incomplete, a matrix stored both ways)."""
+    from unittest import mock
+
+    orig = fmt._matrices
+    with mock.patch.object(fmt, "_matrices", lambda arrays, storage: edit(orig(arrays, storage), arrays)):
+        return fmt.to_bytes(qm)
+
+
+def _sparse_malformed(d: bytes, qm: intspec.QModel) -> list[tuple[str, bytes, str]]:
+    """Corruptions of the column-sparse tensors (layer 0 W_in: ptr 13, delta 14, val 15)."""
+    PTR, DELTA, VAL = 13, 14, 15
+    ptr = fmt.tensors_of(d)[PTR].astype(np.int64)
+    j = int(np.flatnonzero(np.diff(ptr) >= 3)[0])              # a column with three entries or more
+    po, do = _tensor_offset(d, PTR), _tensor_offset(d, DELTA)
+    n = int(ptr[-1])
+    zero_step, past_end = bytearray(d), bytearray(d)
+    zero_step[do + int(ptr[j]) + 1] = 0                         # a second entry that does not advance
+    past_end[do + int(ptr[j]): do + int(ptr[j + 1])] = bytes([255]) * int(ptr[j + 1] - ptr[j])   # rows >= 765 > 2N
+    return [
+        ("ptr_first_nonzero", _put(bytearray(d), po, 1), "SLN_ERR_VALUE"),
+        ("ptr_decreasing", _put(bytearray(d), po + 4 * (j + 1), int(ptr[j]) - 1), "SLN_ERR_VALUE"),
+        ("ptr_negative", _put(bytearray(d), po + 4 * (j + 1), 0x80000000), "SLN_ERR_VALUE"),
+        ("delta_zero_not_first", zero_step, "SLN_ERR_VALUE"),
+        ("delta_row_past_matrix", past_end, "SLN_ERR_VALUE"),
+        ("ptr_last_not_count", _put(bytearray(d), po + 4 * (len(ptr) - 1), n - 1), "SLN_ERR_TENSOR_TYPE"),
+        ("delta_count_mismatch", _put(bytearray(d), _entry(d, DELTA) + 12, n - 1), "SLN_ERR_TENSOR_TYPE"),
+        ("delta_wrong_dtype", _put(bytearray(d), _entry(d, DELTA) + 4, fmt.DTYPES["int8"][0]), "SLN_ERR_TENSOR_TYPE"),
+        ("val_count_huge", _put(bytearray(d), _entry(d, VAL) + 12, 0xFFFFFFFF), "SLN_ERR_TENSOR_BOUNDS"),
+        ("v1_file_with_sparse_kinds", _put(bytearray(d), HO["version"], 1), "SLN_ERR_TENSOR_MISSING"),
+        ("sparse_triple_incomplete", _with_matrices(qm, lambda out, _: {k: v for k, v in out.items()
+                                                                       if k != "w_in_val"}),
+         "SLN_ERR_TENSOR_MISSING"),
+        ("stored_dense_and_sparse", _with_matrices(qm, lambda out, dense: {**out, "w_in": dense["w_in"]}),
+         "SLN_ERR_TENSOR_MISSING"),
+    ]
+
+
+@pytest.mark.parametrize("program", ["host", "asan"])
+def test_malformed_sparse_files_give_documented_errors(program: str) -> None:
+    """Every corruption of a sparse matrix is refused by the loader (Prepare) with its documented
+    code, so the step's column walks can stay unchecked; the Python parser refuses the bad indices."""
+    sp = sparse_artifacts()
+    exe = build(program)
+    folder = artifacts().root / f"malformed-sparse-{program}"
+    folder.mkdir(exist_ok=True)
+    failures = []
+    for name, data, want in _sparse_malformed(sp.model_file.read_bytes(), sp.qm):
+        path = folder / f"{name}.sln"
+        path.write_bytes(bytes(data))
+        r = run_cli(exe, str(path), "--check")
+        if r.returncode != E[want] or r.stdout.strip() != f"error {E[want]} {want}":
+            failures.append((name, want, r.returncode, r.stdout.strip(), r.stderr[-500:]))
+        if want == "SLN_ERR_VALUE" or name.startswith(("ptr_last", "delta_count", "v1_")):
+            with pytest.raises(ValueError):
+                fmt.from_bytes(bytes(data))
+    assert not failures, failures
 
 
 @pytest.mark.parametrize("program", ["host", "asan"])
@@ -254,7 +407,8 @@ def test_float32_format_keeps_int8_files_and_is_refused_by_int8_builds(tmp_path:
     assert (fh["numeric"], fh["n_steps"], fh["model_kind"]) == (1, 0, 0)
     t = fmt.tensors_of(fdata)
     np.testing.assert_array_equal(t[0 * 256 + 1].reshape(196, 64), m.cells[0].w_in.weight.detach().numpy().T)
-    assert len(t) == 2 * len(fmt.FLOAT_LAYER_TENSORS) + len(fmt.FLOAT_READOUT_TENSORS)
+    dense_kinds = [kd for kd in fmt.FLOAT_LAYER_TENSORS if kd not in fmt.SPARSE_ONLY_KINDS]   # no zero weights
+    assert len(t) == 2 * len(dense_kinds) + len(fmt.FLOAT_READOUT_TENSORS) and fh["version"] == 1
     path = tmp_path / "float.sln"
     path.write_bytes(fdata)
     for program in ("host", "asan"):

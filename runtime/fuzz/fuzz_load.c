@@ -6,7 +6,8 @@
  *   build/fuzz_load -max_total_time=60 CORPUS_DIR
  *
  * Built with SLN_FLOAT, so float32 files reach the float engine as well as int8 files the
- * integer one. The input is copied into a buffer of exactly its size (ASan sees any read past
+ * integer one; seeded with column-sparse files too (tests/test_fuzz.py), whose pointers and row
+ * steps the loader must refuse before the step's unchecked column walks could leave a matrix. The input is copied into a buffer of exactly its size (ASan sees any read past
  * the end), once 4-byte aligned (float32 needs it) and once misaligned by one byte (int8 files
  * must load at any alignment; float32 ones must be refused with SLN_ERR_ARG, not misread).
  * Any sanitizer report, crash, or a documented-status violation aborts: libFuzzer saves the

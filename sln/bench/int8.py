@@ -11,6 +11,7 @@ in PyTorch (`_ViTInt8Sim`), counted by the ViT's counting forward with `ViTInt8C
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,26 +31,37 @@ SECTION_NOTE = ("a section of its own: int8 rows are never mixed into the fp32 t
 
 
 def sln_int8_footprint(qm: intspec.QModel) -> dict[str, int]:
-    """Bytes of the int8 model's weight set: int8 matrices at 1 byte per weight, every other
-    parameter (requantisation multipliers and shifts, biases, LayerNorm, boost, gate table)
-    at 4 bytes; plus the activation working set (a int32 2N, h int16 N, events 4 bytes x k,
-    readout accumulator int32 N, logits int32 C)."""
-    n8 = int(qm.w_out.size) + sum(int(L.w_in.size + L.w_rec.size) for L in qm.layers)
+    """Bytes of the int8 model's weight set: int8 matrices at 1 byte per stored weight (a W_in /
+    W_rec stored column-sparse, intspec.matrix_storage: its entries, + 1 index byte per entry and
+    4 per column pointer, `index_bytes`), every other parameter (requantisation multipliers and
+    shifts, biases, LayerNorm, boost, gate table) at 4 bytes; plus the activation working set
+    (a int32 2N, h int16 N, events 4 bytes x k, readout accumulator int32 N, logits int32 C)."""
+    n8, idx = int(qm.w_out.size), 0
+    for L in qm.layers:
+        for name in intspec.SPARSE_MATRICES:
+            w = getattr(L, name)
+            if intspec.matrix_storage(L, name) == "sparse":
+                e = int(intspec.column_entries(w).sum())
+                n8, idx = n8 + e, idx + e + 4 * (w.shape[0] + 1)
+            else:
+                n8 += int(w.size)
     n32 = int(qm.out_mult.size + qm.out_shift.size + qm.out_bias.size)
     for L in qm.layers:
         n32 += sum(int(getattr(L, f).size) for f in ("in_mult", "in_shift", "rec_mult", "rec_shift", "bias",
                                                        "ln_gamma", "ln_beta", "boost", "alpha_lut"))
     N = qm.n_neurons
     act = qm.n_layers * (2 * N * 4 + N * 2 + qm.k * 4) + N * 4 + qm.n_classes * 4
-    return {"int8_weights": n8, "int32_params": n32, "weight_bytes": weight_footprint(n8, n32),
-            "matrix_bytes": weight_footprint(n8, 0), "param_bytes": weight_footprint(0, n32), "act_bytes": act}
+    return {"int8_weights": n8, "int32_params": n32, "index_bytes": idx,
+            "weight_bytes": weight_footprint(n8 + idx, n32),
+            "matrix_bytes": weight_footprint(n8 + idx, 0), "param_bytes": weight_footprint(0, n32), "act_bytes": act}
 
 
 def _int8_ops(c: dict[str, float], per: float) -> dict[str, float]:
     """IntCounts counters (summed over `per` images) -> estimate_pj's int8 keys, per image."""
     return {"macs": c["mac"] / per, "adds32": c["adds32"] / per, "muls32": c["muls32"] / per,
             "cmps32": c["cmps32"] / per, "weight_bytes": c["weight_bytes"] / per,
-            "param_bytes": c["param_bytes"] / per, "act_bytes": c["act_bytes"] / per}
+            "param_bytes": c["param_bytes"] / per, "act_bytes": c["act_bytes"] / per,
+            "index_bytes": c["index_bytes"] / per}
 
 
 @dataclass
@@ -101,8 +113,9 @@ def sln_int8_row(name: str, family: str, params: int, qm: intspec.QModel, run: I
         "active_fraction": run.active_sum / n,
         "dense_macs": allc["dense_mac"] / n, "effective_macs": ops["macs"], "effective_acs": 0.0,
         "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
-        "weight_bytes_read": ops["weight_bytes"] + ops["param_bytes"], "act_bytes": ops["act_bytes"],
-        "matrix_bytes_read": ops["weight_bytes"], "param_bytes_read": ops["param_bytes"],
+        "weight_bytes_read": ops["weight_bytes"] + ops["param_bytes"] + ops["index_bytes"],
+        "act_bytes": ops["act_bytes"], "matrix_bytes_read": ops["weight_bytes"], "param_bytes_read": ops["param_bytes"],
+        "index_bytes_read": ops["index_bytes"],
         "weight_footprint_bytes": fp["weight_bytes"], "matrix_footprint_bytes": fp["matrix_bytes"],
         "param_footprint_bytes": fp["param_bytes"], "act_footprint_bytes": fp["act_bytes"],
         "int8_weights": fp["int8_weights"], "int32_params": fp["int32_params"],
@@ -328,21 +341,15 @@ def vit_int8_ops(model: torch.nn.Module, c: ViTInt8Counter, eff_macs: float, pro
     return ops, fp
 
 
-def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-                      profile: EnergyProfile, source: str, calib: int = 2000) -> dict[str, Any]:
-    """int8 row of a ViT: measured int8 accuracy (_ViTInt8Sim), counts of count_vit_int8."""
-    acc, _ = vit_int8_accuracy(model, xtr, xte, yte, calib)
-    nc = min(len(xte), 20)
-    cnts = [count_vit_int8(model, torch.from_numpy(xte[i].copy())) for i in range(nc)]
-    c0 = cnts[0]
-    eff = float(np.mean([c.effective_macs for c in cnts]))
-    ops, fp = vit_int8_ops(model, c0, eff, profile)
-    n_params = sum(p.numel() for p in model.parameters())
+def baseline_int8_row(name: str, family: str, params: int, acc: float, n_test: int, c0: Any, eff: float,
+                      ops: dict[str, float], fp: dict[str, float], profile: EnergyProfile) -> dict[str, Any]:
+    """The fields every int8 baseline row (ViT, CNN) shares: counts of the first counted image c0, the
+    estimated energy of ops with each memory priced at the level of its own size."""
     e = energy(ops, fp["matrix_bytes"], fp["act_bytes"], profile, "int8", fp["param_bytes"])
     mac_pj = profile.op_pj("int8")["mac"]
     return {
-        "name": name, "family": "vit", "precision": "int8", "params": int(n_params),
-        "accuracy": acc, "accuracy_measured": True, "test_images": int(len(yte)), "active_fraction": None,
+        "name": name, "family": family, "precision": "int8", "params": params,
+        "accuracy": acc, "accuracy_measured": True, "test_images": int(n_test), "active_fraction": None,
         "dense_macs": c0.macs, "effective_macs": eff, "effective_acs": 0.0,
         "int32_ops": {"adds": ops["adds32"], "muls": ops["muls32"], "cmps": ops["cmps32"]},
         "requant_outputs": c0.requant_outputs,
@@ -356,6 +363,21 @@ def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: n
         "energy_uJ": e["total"] * PJ_TO_UJ,
         "energy_breakdown_uJ": {**breakdown_uj(e, "int8"),
                                 "mac_by_term": {kk: v * mac_pj * PJ_TO_UJ for kk, v in c0.by_term.items()}},
+    }
+
+
+def evaluate_vit_int8(name: str, model: torch.nn.Module, xtr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
+                      profile: EnergyProfile, source: str, calib: int = 2000) -> dict[str, Any]:
+    """int8 row of a ViT: measured int8 accuracy (_ViTInt8Sim), counts of count_vit_int8."""
+    acc, _ = vit_int8_accuracy(model, xtr, xte, yte, calib)
+    nc = min(len(xte), 20)
+    cnts = [count_vit_int8(model, torch.from_numpy(xte[i].copy())) for i in range(nc)]
+    c0 = cnts[0]
+    eff = float(np.mean([c.effective_macs for c in cnts]))
+    ops, fp = vit_int8_ops(model, c0, eff, profile)
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        **baseline_int8_row(name, "vit", int(n_params), acc, len(yte), c0, eff, ops, fp, profile),
         "latency_ms": None, "source": source,
         "how": {
             "accuracy": f"measured: PyTorch forward with int8 per-channel weights and static per-tensor int8 "
@@ -394,9 +416,12 @@ def int8_section(rows: list[dict[str, Any]], head: str) -> dict[str, Any]:
 
 
 def run_int8_section(jobs: list[tuple[str, str, Any, str]], head: str, xtr: np.ndarray, xte: np.ndarray,
-                     yte: np.ndarray, profile: EnergyProfile, calib: int, limit: int | None) -> dict[str, Any]:
+                     yte: np.ndarray, profile: EnergyProfile, calib: int, limit: int | None,
+                     evaluators: dict[str, Callable[..., dict[str, Any]]] | None = None) -> dict[str, Any]:
     """jobs: (family, name, fp32 model, source) of the fp32 table -> doc["int8"] (with `skipped`).
-    `limit`: int8 accuracy/counts on the first `limit` test images only (None: all)."""
+    `limit`: int8 accuracy/counts on the first `limit` test images only (None: all). `evaluators`:
+    family -> row function (evaluate_vit_int8's arguments) of families defined above this module
+    (the CNN: sln.bench.cnn_int8, which builds on the ViT's classes here)."""
     n8 = limit or len(xte)
     print(f"int8 vs int8: quantising and evaluating {len(jobs)} models on {min(n8, len(xte))} test images")
     rows: list[dict[str, Any]] = []
@@ -404,7 +429,9 @@ def run_int8_section(jobs: list[tuple[str, str, Any, str]], head: str, xtr: np.n
     for fam, name, mdl, src in jobs:
         t0 = time.perf_counter()
         try:
-            if fam == "vit":
+            if evaluators and fam in evaluators:
+                rows.append(evaluators[fam](name, mdl, xtr, xte[:n8], yte[:n8], profile, src, calib))
+            elif fam == "vit":
                 rows.append(evaluate_vit_int8(name, mdl, xtr, xte[:n8], yte[:n8], profile, src, calib))
             else:
                 rows.append(evaluate_sln_int8(name, fam, mdl, xtr, xte[:n8], yte[:n8], profile, src, calib))
