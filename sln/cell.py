@@ -28,6 +28,12 @@ background, so W_in x_t + W_rec y_{t-1} only needs the columns of W_in/W_rec of 
 inputs and of the winners (`gather_preactivation` proves this is exact). What remains
 dense is elementwise work over N (LayerNorm, softplus, exp, the update, top-k).
 
+Weight sparsity (sln/prune.py): a cell built with `masked=True` holds boolean buffers mask_in
+(2N, D) and mask_rec (2N, N), saved in checkpoints; the weights outside them are held at exactly
++0.0 (`apply_masks`, after every optimizer step), so the plain matmuls above, the exporter and the
+engine all see the sparse matrices without a second code path. A dense cell has no mask buffers,
+so checkpoints written before masks existed still load.
+
 Homeostasis (Ahmad & Scheinkman 2019, "How Can We Be So Dense?", relative form): each
 neuron keeps a duty cycle d_i (EMA of how often it wins) and a boost
 boost_i = exp(beta * (target - d_i) / target), target = k/N. Boost only affects which
@@ -48,7 +54,8 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, y): liquid state and last spars
 
 class LiquidCell(nn.Module):
     def __init__(self, input_size: int, n_neurons: int, k: int, *, boost_beta: float = 1.0,
-                 duty_momentum: float = 0.99, lambda_min: float = 0.01, ln_eps: float = 1e-5) -> None:
+                 duty_momentum: float = 0.99, lambda_min: float = 0.01, ln_eps: float = 1e-5,
+                 masked: bool = False) -> None:
         super().__init__()
         if not 1 <= k <= n_neurons:
             raise ValueError(f"k must be in [1, n_neurons={n_neurons}], got {k}")
@@ -68,6 +75,18 @@ class LiquidCell(nn.Module):
         # buffers, not Parameters: they are state, never trained (ncps's slip avoided)
         self.register_buffer("duty", torch.full((N,), k / N))
         self.register_buffer("boost", torch.ones(N))
+        self.masked = masked
+        if masked:   # all True until the pruning schedule first shrinks them
+            self.register_buffer("mask_in", torch.ones(2 * N, input_size, dtype=torch.bool))
+            self.register_buffer("mask_rec", torch.ones(2 * N, N, dtype=torch.bool))
+
+    @torch.no_grad()
+    def apply_masks(self) -> None:
+        """Set the weights outside the masks to exactly +0.0 (masked_fill: a multiply by 0 would
+        leave -0.0 for negative weights). No-op for a dense cell."""
+        if self.masked:
+            self.w_in.weight.masked_fill_(~self.mask_in, 0.0)
+            self.w_rec.weight.masked_fill_(~self.mask_rec, 0.0)
 
     def init_state(self, batch: int, device: torch.device | None = None) -> State:
         z = torch.zeros(batch, self.n_neurons, device=device)
@@ -89,8 +108,13 @@ class LiquidCell(nn.Module):
         score = h * self.boost if self.boost_beta > 0 else h
         if self.k == self.n_neurons:
             return torch.ones_like(h, dtype=torch.bool)
-        # stable sort => ties resolved towards the lowest index, as the C runtime does
-        idx = torch.sort(score, dim=1, descending=True, stable=True).indices[:, : self.k]
+        if torch.onnx.is_in_onnx_export():
+            # ONNX has no stable sort; its TopK returns equal values lowest index first (the spec), the
+            # same winners as the sort below (sln/onnx_export.py; its parity test checks them)
+            idx = torch.topk(score, self.k, dim=1).indices
+        else:
+            # stable sort => ties resolved towards the lowest index, as the C runtime does
+            idx = torch.sort(score, dim=1, descending=True, stable=True).indices[:, : self.k]
         mask = torch.zeros_like(h, dtype=torch.bool)
         return mask.scatter_(1, idx, True)
 

@@ -3,6 +3,8 @@
     x (B, T, D) --cell_1--> y^1 (B, T, N) --cell_2--> ... --> y^L (B, T, N)
     task "classify": logits = W_o mean_t(y^L_t) + b_o          (B, n_classes), over valid steps
     task "lm":       logits_t = W_o y^L_t + b_o                  (B, T, vocab), at every step
+    task "events":   logits_t = W_o y^L_t + b_o                  (B, T, C), at every step, float input
+                     events (network packets: one score or reconstruction per packet, sln/security/ids.py)
 
 `SLN.step(x_t, state, dt)` is the only float step of the project: the sequence loop below,
 the int8 calibration (sln/quant.py), the event-driven engine's reference (sln/engine.py),
@@ -23,8 +25,10 @@ import torch.nn as nn
 
 from .cell import LiquidCell, State
 from .config import SLNConfig, get_config
+from .device import win_rates
 
-TASKS = ("classify", "lm")
+TASKS = ("classify", "lm", "events")
+PER_STEP = ("lm", "events")   # tasks with a readout at every step (the others: one per sequence)
 
 
 @dataclass
@@ -59,7 +63,8 @@ class SLN(nn.Module):
         sizes = [cfg.input_size] + [cfg.n_neurons] * cfg.n_layers
         self.cells = nn.ModuleList(
             LiquidCell(sizes[i], cfg.n_neurons, cfg.k, boost_beta=cfg.boost_beta,
-                       duty_momentum=cfg.duty_momentum, lambda_min=cfg.lambda_min, ln_eps=cfg.ln_eps)
+                       duty_momentum=cfg.duty_momentum, lambda_min=cfg.lambda_min, ln_eps=cfg.ln_eps,
+                       masked=cfg.density_in < 1.0 or cfg.density_rec < 1.0)
             for i in range(cfg.n_layers))
         self.readout = nn.Linear(cfg.n_neurons, cfg.n_classes)
 
@@ -92,7 +97,7 @@ class SLN(nn.Module):
         B, T = x.shape[0], x.shape[1]
         dev = x.device
         N = self.cfg.n_neurons
-        lm = self.cfg.task == "lm"
+        lm = self.cfg.task in PER_STEP
         if lm and lengths is not None:
             raise ValueError("lengths (padding) is for classification; the LM streams unpadded text")
         valid = None if lengths is None else torch.arange(T, device=dev)[None, :] < lengths.to(dev)[:, None]
@@ -120,10 +125,12 @@ class SLN(nn.Module):
                 nz_sums[i] += nz.sum() / N
                 active[i][t] = nz.sum() / (N * n_t)
                 fired[i] |= nz.any(0)
-        n_valid = torch.tensor(float(B * T), device=dev) if valid is None else valid.sum().float()
+        # a fill, not torch.tensor(...): no host-to-device copy per batch, and B stays symbolic in an ONNX export
+        n_valid = x.new_full((), B * T, dtype=torch.float32) if valid is None else valid.sum().float()
         if self.training:
-            for cell, w in zip(self.cells, wins, strict=True):
-                cell.update_boost(w / n_valid)
+            # under torchrun: the global batch's rates (all-reduced), so boosts agree on every rank
+            for cell, rate in zip(self.cells, win_rates(wins, n_valid), strict=True):
+                cell.update_boost(rate)
         if lm:
             logits = torch.stack(outs, 1)
         else:
@@ -180,7 +187,7 @@ class Stream:
     def logits(self) -> torch.Tensor:
         """classify: W_o mean(y over the steps so far) + b (B, C); lm: the next token's logits (B, V)."""
         with torch.inference_mode():
-            if self.model.cfg.task == "lm":
+            if self.model.cfg.task in PER_STEP:
                 return self.model.readout(self.y)
             return self.model.readout(self.acc / max(1, self.steps))
 
@@ -189,6 +196,29 @@ def create_model(name: str, **overrides) -> SLN:
     """Build a registered model by name (the config's task picks the readout); unknown names fail
     listing the known ones."""
     return SLN(get_config(name, **overrides))
+
+
+def code_images(images: torch.Tensor, pool: int = 1, threshold: int = 0) -> torch.Tensor:
+    """uint8 images (B, H, W) -> uint8 (B, H/pool, W/pool): the mean of each pool x pool block
+    (rounded half up), then values <= threshold set to 0. Staying uint8 keeps the input scale
+    (x / 255) that the int8 exporter and the engine assume."""
+    if pool > 1:
+        B, H, W = images.shape
+        if H % pool or W % pool:
+            raise ValueError(f"input_pool {pool} must divide the image size {H}x{W}")
+        s = images.reshape(B, H // pool, pool, W // pool, pool).sum((2, 4), dtype=torch.int32)
+        images = ((s + pool * pool // 2) // (pool * pool)).to(torch.uint8)
+    if threshold > 0:
+        images = images.masked_fill(images <= threshold, 0)
+    return images
+
+
+def encode_images(images: torch.Tensor, cfg: SLNConfig) -> torch.Tensor:
+    """uint8 images (B, H, W) -> the model's float input (B, T, input_size) under the config's input
+    coding (input_pool, input_threshold). Every consumer of image input (training, evaluation,
+    int8 calibration, engine, benchmark) should call this, not images_to_sequence directly: a pooled
+    config's input_size may also divide the unpooled image, so the wrong call would not fail."""
+    return images_to_sequence(code_images(images, cfg.input_pool, cfg.input_threshold), cfg.input_size)
 
 
 def images_to_sequence(images: torch.Tensor, input_size: int) -> torch.Tensor:

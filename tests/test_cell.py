@@ -110,3 +110,26 @@ def test_boost_shifts_winners_and_follows_formula() -> None:
     torch.testing.assert_close(cell.duty, duty)
     torch.testing.assert_close(cell.boost, torch.exp((0.2 - duty) / 0.2))
     assert cell.boost[0] < 1 < cell.boost[1]          # busy neurons damped, idle ones boosted
+
+
+def test_mask_buffers_only_when_masked_and_pruned_weights_are_plus_zero() -> None:
+    dense = LiquidCell(6, 8, 2)
+    assert not any("mask" in k for k in dense.state_dict())     # old checkpoints have none: still load
+    dense.apply_masks()                                          # no-op for a dense cell
+    assert (dense.w_rec.weight != 0).all()
+    cell = LiquidCell(6, 8, 2, masked=True)
+    sd = cell.state_dict()
+    assert sd["mask_in"].shape == (16, 6) and sd["mask_rec"].shape == (16, 8)
+    assert sd["mask_in"].dtype == torch.bool and sd["mask_in"].all()    # dense until the schedule prunes
+    with torch.no_grad():
+        cell.w_in.weight.fill_(-0.5)
+        cell.mask_in[::2] = False                                # every other row pruned
+    cell.apply_masks()
+    pruned = cell.w_in.weight[::2]
+    assert (pruned == 0).all() and not torch.signbit(pruned).any()      # +0.0, not -0.0
+    assert (cell.w_in.weight[1::2] == -0.5).all()
+    # the step reads the pruned matrix as it is: the same as a dense cell holding those weights
+    dense_twin = LiquidCell(6, 8, 2)
+    dense_twin.load_state_dict({k: v for k, v in cell.state_dict().items() if "mask" not in k})
+    x, st = torch.rand(3, 6), dense_twin.init_state(3)
+    assert torch.equal(cell.step(x, st)[0], dense_twin.step(x, st)[0])

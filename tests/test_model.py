@@ -12,7 +12,13 @@ def test_every_registered_model_forward_backward(name: str) -> None:
     model = create_model(name)
     cfg = model.cfg
     T = 3
-    if cfg.task == "lm":                               # per-step next-character logits
+    if cfg.task == "events":                           # per-step readout over float input events (packets)
+        x = torch.rand(4, T, cfg.input_size) * (torch.rand(4, T, cfg.input_size) < 0.3)
+        logits, act = model(x, torch.rand(4, T), return_activity=True)
+        assert logits.shape == (4, T, cfg.n_classes) and torch.isfinite(logits).all()
+        logits.square().mean().backward()
+        active = act.active
+    elif cfg.task == "lm":                             # per-step next-character logits
         idx = torch.randint(0, cfg.input_size, (4, T))
         logits, act = model(idx, return_activity=True)
         assert logits.shape == (4, T, cfg.n_classes) and torch.isfinite(logits).all()
@@ -42,7 +48,9 @@ def test_unknown_model_lists_known_names() -> None:
 def test_named_models_are_sparse_and_overrides_apply() -> None:
     for name in list_models():
         cfg = get_config(name)
-        if "dense" not in name:
+        # the packet detectors (sln-ids-*) fire 12.5 %: a per-packet readout of k = 4 of 128 winners measured
+        # per-packet ROC-AUC 0.978 against 0.997 for k = 16 (docs/SECURITY_IDS.md); an exception, stated there
+        if "dense" not in name and not name.startswith("sln-ids-"):
             assert cfg.k / cfg.n_neurons <= 0.03
     cfg = get_config("sln-small", n_neurons=100, active_frac=0.05)
     assert (cfg.n_neurons, cfg.k) == (100, 5)
@@ -80,3 +88,22 @@ def test_streaming_steps_equal_sequence_forward() -> None:
         y, state, _ = model.step(x[:, t], state, dt[:, t])
         acc = acc + y
     torch.testing.assert_close(model.readout(acc / 5), full)
+
+
+def test_sparse_models_have_masks_and_their_input_coding() -> None:
+    from sln.model import encode_images, images_to_sequence
+    for name in ("sln-small-s10", "sln-small-s5", "sln-small-p2s10"):
+        m = create_model(name)
+        cfg = m.cfg
+        assert cfg.density_in < 1 and cfg.density_rec < 1 and all(c.masked for c in m.cells)
+        assert m.cells[0].mask_in.shape == (2 * cfg.n_neurons, cfg.input_size)
+    assert (get_config("sln-small-s10").density_in, get_config("sln-small-s5").density_rec) == (0.1, 0.05)
+    assert not any(c.masked for c in create_model("sln-small").cells)
+    img = torch.randint(0, 256, (2, 28, 28), dtype=torch.uint8)
+    # no coding: exactly the plain conversion
+    assert torch.equal(encode_images(img, get_config("sln-small")), images_to_sequence(img, 196))
+    seq = encode_images(img, get_config("sln-small-p2s10"))     # 14 x 14 pooled, 4 steps of 49
+    assert seq.shape == (2, 4, 49)
+    assert seq[0, 0, 0] == ((int(img[0, :2, :2].int().sum()) + 2) // 4) / 255.0
+    thr = encode_images(img, get_config("sln-small", input_threshold=100))
+    assert torch.equal(thr != 0, images_to_sequence(img, 196) > 100 / 255.0)

@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from ..device import model_device, to_device
 from ..model import SLN
 
 # one evaluation batch: x (B, T, D), dt None / float / (B, T), lengths None / (B,), labels (B,)
@@ -17,20 +18,23 @@ def evaluate_classifier(model: SLN, batches: Iterable[EvalBatch]) -> dict[str, A
     """-> accuracy; active_fraction[l]: share of layer l's neurons with a nonzero output per valid
     (sample, step); dead_fraction[l]: share that never fired on the whole set."""
     model.eval()
-    correct, n = 0, 0
-    active: list[float] = [0.0] * model.cfg.n_layers
-    fired = [torch.zeros(model.cfg.n_neurons, dtype=torch.bool) for _ in range(model.cfg.n_layers)]
+    dev = model_device(model)
+    L = model.cfg.n_layers
+    # sums stay on the model's device (float64, as the host sums were): one host sync at the end
+    correct, n = torch.zeros((), dtype=torch.long, device=dev), 0
+    active = torch.zeros(L, dtype=torch.float64, device=dev)
+    fired = torch.zeros(L, model.cfg.n_neurons, dtype=torch.bool, device=dev)
     for x, dt, lengths, y in batches:
+        x, dt, lengths, y = to_device((x, dt, lengths, y), dev)
         logits, act = model(x, dt, lengths, return_activity=True)
-        correct += int((logits.argmax(1) == y).sum())
+        correct += (logits.argmax(1) == y).sum()
         n += len(y)
-        for i in range(model.cfg.n_layers):
-            active[i] += act.mean[i].item() * len(y)     # float64 sums, as before the split
-            fired[i] |= act.fired[i].cpu()
+        active += torch.stack(act.mean).double() * len(y)
+        fired |= torch.stack(act.fired)
     if n == 0:
         raise ValueError("empty evaluation set; check --limit-test")
-    return {"accuracy": correct / n, "active_fraction": [a / n for a in active],
-            "dead_fraction": [1.0 - f.float().mean().item() for f in fired]}
+    return {"accuracy": int(correct) / n, "active_fraction": (active / n).tolist(),
+            "dead_fraction": (1.0 - fired.float().mean(1).double()).tolist()}
 
 
 def describe(ev: dict[str, Any]) -> str:
