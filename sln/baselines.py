@@ -327,7 +327,8 @@ def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], n
         return model, {**info, "reused": True}
     task = ImageTask(xtr, ytr, xte, yte, batch_size, seed, to_input, eval_each_epoch=False, progress=progress)
     res = fit(model, task, TrainSpec(lr=lr, weight_decay=wd, epochs=epochs),
-              RunOptions(out=None, progress=progress, threads=torch.get_num_threads()))
+              # device cpu: the benchmark measures and counts these baselines on the CPU
+              RunOptions(out=None, progress=progress, threads=torch.get_num_threads(), device="cpu"))
     secs = res.epoch_seconds
     n_params = sum(p.numel() for p in model.parameters())
     info = {"key": key, "test_accuracy": res.final["accuracy"], "epochs": epochs,

@@ -31,13 +31,13 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     assert "HEADLINE" in printed and "not measured here" in printed
     # nothing was cached: the training work is announced, with a timed estimate, before it starts
     plan = printed[printed.index("before measuring"):printed.index("total: ~")]
-    for name in ("sln-tiny", "sln-small-dense", "vit-xs"):
+    for name in ("sln-tiny", "sln-small-dense", "vit-xs", "lenet-xs"):
         assert re.search(rf"{name}: .*, \d[\d,]* steps x \d+ ms = ~[\d.]+ (s|min) \(estimate\)", plan), plan
     doc = json.loads(js.read_text())
     assert doc["schema"] == SCHEMA_ID and validate(doc, JSON_SCHEMA) == []
     assert doc["machine"]["engine_backend"] == "c"
     fams = {r["family"] for r in doc["models"]}
-    assert {"sln", "sln-dense", "vit"} <= fams
+    assert {"sln", "sln-dense", "vit", "cnn"} <= fams
     for r in doc["models"]:
         assert r["measured_energy_uJ"] is None              # no meter here: never a guess
         assert r["latency_ms"] > 0 and r["throughput_per_s"] > 0
@@ -66,7 +66,26 @@ def test_quick_end_to_end_writes_valid_json(tmp_path, capsys) -> None:
     # the int8 vs int8 section: its own rows (never in the fp32 models), valid against its schema
     assert all(r["precision"] == "fp32" for r in doc["models"])
     assert validate(doc["int8"], INT8_SCHEMA) == []
-    assert {r["family"] for r in doc["int8"]["models"]} >= {"sln", "vit"}
+    assert {r["family"] for r in doc["int8"]["models"]} >= {"sln", "vit", "cnn"}
+    # the CNN baseline (--quick: lenet-xs): every parameter read once per image, its no-reuse line apart,
+    # compared with each SLN in a list of its own (ratio = CNN / SLN), never in the ViT headline
+    cnn = next(r for r in doc["models"] if r["family"] == "cnn")
+    assert cnn["name"] == "lenet-xs" and cnn["dense_macs"] == 165_120 and cnn["params"] == 7674
+    assert cnn["weight_bytes_read"] == 4 * 7674 < cnn["matrix_bytes_read_per_position"]
+    assert cnn["energy_uJ_weights_per_position"] > cnn["energy_uJ"]
+    cnn8 = next(r for r in doc["int8"]["models"] if r["family"] == "cnn")
+    assert cnn8["matrix_bytes_read"] == 7674 - (4 + 8 + 32 + 10)        # int8 weights; the biases are vectors
+    i8 = doc["int8"]
+    for comps, rows in ((doc["comparisons_cnn"], doc["models"]), (i8["comparisons_cnn"], i8["models"])):
+        slns = [r for r in rows if r["family"] in ("sln", "sln-dense")]
+        assert {c["sln"] for c in comps} == {r["name"] for r in slns} and comps
+        for c in comps:
+            s = next(r for r in slns if r["name"] == c["sln"])
+            if c["method"] == "smallest-matching":
+                b = next(r for r in rows if r["name"] == c["baseline"])
+                assert b["family"] == "cnn" and c["energy_ratio"] == pytest.approx(b["energy_uJ"] / s["energy_uJ"])
+    assert all(c["baseline"] is None or c["baseline"].startswith("vit") for c in doc["comparisons"])
+    assert "SLN vs the LeNet-class CNN baseline" in md.read_text()
     assert "INT8 HEADLINE" in printed or doc["int8"]["headline"]["energy_ratio"] is None
     # the Markdown written is the report of the JSON written
     assert md.read_text() == report.markdown_report(doc) + "\n"
@@ -253,8 +272,9 @@ def test_no_train_refuses_missing_models_and_names_the_commands(tmp_path, capsys
     assert rc == 2
     cap = capsys.readouterr()
     from sln.baselines import ncps_available
-    n = 4 if ncps_available() else 3                 # sln-tiny, sln-small-dense, vit-xs (+ cfc-64)
+    n = 5 if ncps_available() else 4                 # sln-tiny, sln-small-dense, vit-xs, lenet-xs (+ cfc-64)
     assert f"--no-train: {n} model(s) have no checkpoint" in cap.out, cap.out
+    assert "lenet-xs: CNN baseline (LeNet-class), 1 epoch of 2,000 images" in cap.out
     assert f"python train.py --dataset mnist --model sln-tiny --epochs 1 --out {tmp_path / 'runs'}/mnist-sln-tiny" \
         in cap.out
     assert "nothing measured" in cap.err

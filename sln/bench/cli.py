@@ -1,6 +1,6 @@
 """`python benchmark.py` / `sln benchmark`: the argument parser and main(argv).
 
-`--compare-energy` runs the image benchmark (sln/bench/image.py: SLN vs ViT / CfC, fp32 and
+`--compare-energy` runs the image benchmark (sln/bench/image.py: SLN vs ViT / CNN / CfC, fp32 and
 int8 vs int8); `--task lm` the character-LM benchmark (sln/bench/lm.py). Method and JSON
 schema: docs/ENERGY.md.
 """
@@ -15,6 +15,7 @@ DESCRIPTION = "`python benchmark.py --compare-energy --model sln-base`: SLN vs t
 
 def build_parser() -> argparse.ArgumentParser:
     from ..baselines import CFC_SIZES, VIT_SIZES
+    from ..cnn import CNN_SIZES
     from ..config import list_models
     from .lm import add_lm_arguments
     from .ts import add_ts_arguments
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "horowitz45-slope-x0.5, or a JSON file (docs/ENERGY.md)")
     p.add_argument("--vit-sizes", default="vit-xs,vit-s", help="ViT sizes (vit-m adds ~17-37 min of training "
                    "on 2 cores, beyond the 25-min budget): " + ", ".join(VIT_SIZES))
+    p.add_argument("--cnn-sizes", default="lenet5", help="LeNet-class CNN baselines (sln.cnn; '' to "
+                   "skip): " + ", ".join(CNN_SIZES))
     p.add_argument("--epochs", type=int, default=None, help="epochs for models trained here (default: the "
                    "headline SLN checkpoint's epochs, else 10)")
     p.add_argument("--train-threads", type=int, default=None, help="threads for the models this run trains "

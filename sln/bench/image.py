@@ -1,6 +1,7 @@
-"""The image benchmark (`benchmark.py --compare-energy`): SLN vs ViT / CfC on MNIST, counted honestly.
+"""The image benchmark (`benchmark.py --compare-energy`): SLN vs ViT / CNN / CfC on MNIST, counted honestly.
 
-For each model (SLN sparse, SLN dense k=N, ViT sizes, ncps CfC when installed) it measures on
+For each model (SLN sparse, SLN dense k=N, ViT sizes, LeNet-class CNN sizes, ncps CfC when
+installed) it measures on
 the real test set: accuracy, operations and bytes counted while executing (SLN: the
 event-driven engine's counters; baselines: their counting forward), estimated energy per
 inference from one cited table (sln/energy.py), batch-1 median latency (interleaved, 1
@@ -37,13 +38,15 @@ from ..baselines import (
     vector_param_count,
 )
 from ..checkpoint import load_checkpoint
+from ..cnn import CNN, CNN_SIZES, count_cnn, train_cnn
 from ..config import get_config
 from ..data import load_split
 from ..energy import EnergyProfile, get_profile
 from ..engine import Engine
-from ..model import SLN, images_to_sequence
+from ..model import SLN, encode_images
 from ..tasks.images import ImageTask
-from .compare import compare_all, headline_comparison, ratio_words
+from .cnn_int8 import evaluate_cnn_int8
+from .compare import SLN_FAMILIES, compare, compare_all, headline_comparison, ratio_words
 from .int8 import run_int8_section
 from .measure import (
     PJ_TO_UJ,
@@ -110,7 +113,7 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
     eng = Engine(model, args.engine)
     if backends is not None:
         backends.append(eng.backend)
-    seq = images_to_sequence(torch.from_numpy(xte.copy()), model.cfg.input_size).numpy()   # (B, T, D) in [0, 1]
+    seq = encode_images(torch.from_numpy(xte.copy()), model.cfg).numpy()   # (B, T, D) in [0, 1], its input coding
     # accuracy and counts over the whole test set, from the engine's own execution
     t0 = time.perf_counter()
     logits, counts = eng.run_batch(seq)
@@ -178,7 +181,7 @@ def evaluate_baseline(family: str, name: str, cfg: Any, model: torch.nn.Module, 
                       counter: Callable[[torch.Tensor], Any], info: dict[str, Any], xte: np.ndarray,
                       yte: np.ndarray, args: argparse.Namespace, profile: EnergyProfile
                       ) -> tuple[Timers, dict[str, Any]]:
-    """A PyTorch baseline (ViT, CfC): accuracy, counts (counter(image) -> OpCounter), energy, timers."""
+    """A PyTorch baseline (ViT, CNN, CfC): accuracy, counts (counter(image) -> OpCounter), energy, timers."""
     model.eval()
     xt = to_input(torch.from_numpy(xte.copy()))
     nl = len(xt)
@@ -297,6 +300,11 @@ def _plan(args: argparse.Namespace, jobs: list[tuple[str, str, bool]], epochs: i
         if cached_info(args.cache_dir / f"{args.dataset}-{vs}-e{epochs}-n{n}", "vit", asdict(vc), epochs, n) is None:
             plan.append(TrainJob(vs, f"ViT baseline, {_epochs(epochs)} of {n:,} images",
                                  epoch_steps(n, vc.batch_size, epochs), lambda c=vc: _probe_baseline(ViT(c), c, data)))
+    for ns in [c for c in args.cnn_sizes.split(",") if c in CNN_SIZES]:
+        nc = CNN_SIZES[ns]
+        if cached_info(args.cache_dir / f"{args.dataset}-{ns}-e{epochs}-n{n}", "cnn", asdict(nc), epochs, n) is None:
+            plan.append(TrainJob(ns, f"CNN baseline (LeNet-class), {_epochs(epochs)} of {n:,} images",
+                                 epoch_steps(n, nc.batch_size, epochs), lambda c=nc: _probe_baseline(CNN(c), c, data)))
     if not args.no_cfc and args.cfc_sizes and ncps_available():
         for cs in [c for c in args.cfc_sizes.split(",") if c in CFC_SIZES]:
             cc = dataclasses.replace(CFC_SIZES[cs], input_size=cfc_input)
@@ -320,7 +328,7 @@ def _probe_baseline(model: Any, cfg: Any, data: tuple[np.ndarray, ...]) -> tuple
 def _apply_quick(args: argparse.Namespace) -> None:
     """--quick: a small end-to-end run (tests); its numbers are not results."""
     args.model, args.extra_models, args.dense = "sln-tiny", "", "sln-small-dense"
-    args.vit_sizes, args.cfc_sizes = "vit-xs", "cfc-64"
+    args.vit_sizes, args.cfc_sizes, args.cnn_sizes = "vit-xs", "cfc-64", "lenet-xs"
     args.limit_train = args.limit_train or 2000
     args.limit_test = args.limit_test or 300
     args.repeats, args.warmup = min(args.repeats, 20), min(args.warmup, 3)
@@ -340,10 +348,11 @@ def _sizes(spec: str, known: dict[str, Any], what: str) -> list[str] | None:
 def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: int, cfc_input: int,
                profile: EnergyProfile, items: list[tuple[Timers, dict[str, Any]]],
                int8_jobs: list[tuple[str, str, Any, str]]) -> int:
-    """Train (or reuse) and evaluate the ViT and CfC baselines into items / int8_jobs -> 0, or 2."""
+    """Train (or reuse) and evaluate the ViT, CNN and CfC baselines into items / int8_jobs -> 0, or 2."""
     xtr, ytr, xte, yte = data
     vit_names = _sizes(args.vit_sizes, VIT_SIZES, "ViT")
-    if vit_names is None:
+    cnn_names = _sizes(args.cnn_sizes, CNN_SIZES, "CNN")
+    if vit_names is None or cnn_names is None:
         return 2
     def trained(train_fn: Any, cfg: Any, name: str, label: str) -> tuple[Any, dict[str, Any]]:
         """Train (or reuse from the cache) one baseline at the training threads, timing at 1 thread."""
@@ -362,6 +371,14 @@ def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: i
                                        info, xte, yte, args, profile))
         int8_jobs.append(("vit", vs, model, ("reused from " if info.get("reused") else "trained by this run into ")
                           + str(args.cache_dir)))
+    for ns in cnn_names:
+        ncfg = CNN_SIZES[ns]
+        model, info = trained(train_cnn, ncfg, ns, "LeNet-class CNN, ")
+        items.append(evaluate_baseline("cnn", ns, ncfg, model, model.to_input,
+                                       lambda im, m=model: count_cnn(m, im), info, xte, yte, args, profile))
+        _cnn_per_position(items[-1][1], model, xte, profile)
+        int8_jobs.append(("cnn", ns, model, ("reused from " if info.get("reused") else "trained by this run into ")
+                          + str(args.cache_dir)))
     if args.no_cfc or not args.cfc_sizes:
         return 0
     if not ncps_available():
@@ -376,6 +393,26 @@ def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: i
         items.append(evaluate_baseline("cfc", cs, ccfg, cm, cm.to_input, lambda im, m=cm: count_cfc(m, im),
                                        cinfo, xte, yte, args, profile))
     return 0
+
+
+def _cnn_per_position(row: dict[str, Any], model: CNN, xte: np.ndarray, profile: EnergyProfile) -> None:
+    """A CNN row's separate no-reuse line (sln.cnn): every conv weight re-read at each output position
+    instead of once per image (the estimate's rule, the ViT's); the row's energy is unchanged."""
+    c = count_cnn(model, torch.from_numpy(xte[0].copy()))
+    ops = {**c.to_ops(), "macs": row["effective_macs"], "weight_bytes": c.weight_bytes_per_position}
+    e = energy(ops, row["matrix_footprint_bytes"], row["act_footprint_bytes"], profile, "fp32",
+               row["param_footprint_bytes"])
+    row["matrix_bytes_read_per_position"] = c.weight_bytes_per_position
+    row["energy_uJ_weights_per_position"] = e["total"] * PJ_TO_UJ
+    row["how"]["counts"] = row["how"]["counts"].replace("(sln.baselines)", "(sln.cnn: conv weights read once "
+                                                        "per image, as the ViT's)")
+
+
+def cnn_comparisons(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every SLN row against the CNN rows of the same table (compare.compare: ratio = CNN / SLN), kept
+    apart from the ViT comparisons and the headline."""
+    cnns = [r for r in rows if r["family"] == "cnn"]
+    return [c for r in rows if r["family"] in SLN_FAMILIES and cnns for c in compare(r, cnns)]
 
 
 def _headline(rows: list[dict[str, Any]], comparisons: list[dict[str, Any]], args: argparse.Namespace
@@ -450,7 +487,10 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
                      progress=not args.no_progress)
     rows = [row for _, row in items]
     int8_sec = None if args.no_int8 else run_int8_section(int8_jobs, args.model, xtr, xte, yte, profile,
-                                                          args.int8_calib, args.int8_limit_test)
+                                                          args.int8_calib, args.int8_limit_test,
+                                                          evaluators={"cnn": evaluate_cnn_int8})
+    if int8_sec is not None:
+        int8_sec["comparisons_cnn"] = cnn_comparisons(int8_sec["models"])
     comparisons = compare_all(rows)
     headline = _headline(rows, comparisons, args)
     cpu = cpu_name()
@@ -461,15 +501,16 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
         "machine": {"cpu": cpu, "cores": os.cpu_count() or 1, "threads": 1,
                     "torch": torch.__version__, "engine_backend": ",".join(sorted(set(backends))) or "none"},
         "energy_profile": profile.to_dict(), "measured_energy": meter,
-        "models": rows, "comparisons": comparisons, "headline": headline,
+        "models": rows, "comparisons": comparisons, "comparisons_cnn": cnn_comparisons(rows), "headline": headline,
     }
     if int8_sec is not None:
         doc["int8"] = int8_sec
     print_section(rows, comparisons, headline["text"], "fp32",
                   energy_line=f"energy: estimated with {profile.name} ({profile.citation}); "
-                              f"measured: {meter['note']}")
+                              f"measured: {meter['note']}", cnn_comparisons=doc["comparisons_cnn"])
     if int8_sec is not None:
-        print_section(int8_sec["models"], int8_sec["comparisons"], int8_sec["headline"]["text"], "int8")
+        print_section(int8_sec["models"], int8_sec["comparisons"], int8_sec["headline"]["text"], "int8",
+                      cnn_comparisons=int8_sec["comparisons_cnn"])
     args.out.mkdir(parents=True, exist_ok=True)
     js = args.json or args.out / f"{args.dataset}.json"
     js.parent.mkdir(parents=True, exist_ok=True)

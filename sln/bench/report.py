@@ -14,7 +14,7 @@ from typing import Any
 
 from .schema import FAMILIES
 
-FAMILY_COLORS = dict(zip(FAMILIES, ("tab:red", "tab:orange", "tab:blue", "tab:green"), strict=True))
+FAMILY_COLORS = dict(zip(FAMILIES, ("tab:red", "tab:orange", "tab:blue", "tab:green", "tab:purple"), strict=True))
 Row = dict[str, Any]
 
 
@@ -155,6 +155,10 @@ def format_breakdown(r: Row) -> str:
                          f"activation operand is int16/int32): {r['energy_uJ_wide_multiplies']:.3f} uJ]")
     elif b.get("mac_by_term"):
         lines.append("    MAC energy by term: " + ", ".join(f"{k} {v:.3f}" for k, v in b["mac_by_term"].items()))
+    if r.get("energy_uJ_weights_per_position") is not None:   # CNN rows (sln.cnn)
+        lines.append(f"    [separate line: every conv weight re-read at each output position instead of once per "
+                     f"image: {r['matrix_bytes_read_per_position'] / 1e3:,.1f} kB of weights, "
+                     f"{r['energy_uJ_weights_per_position']:.3f} uJ]")
     return "\n".join(lines)
 
 
@@ -172,8 +176,9 @@ def format_comparison(c: Row, precision: str = "fp32") -> str:
 
 
 def print_section(rows: list[Row], comparisons: list[Row], headline_text: str, precision: str = "fp32",
-                  energy_line: str | None = None) -> None:
-    """One precision's results on the console: table, breakdowns, comparisons, headline."""
+                  energy_line: str | None = None, cnn_comparisons: list[Row] | None = None) -> None:
+    """One precision's results on the console: table, breakdowns, comparisons (the ViT's, then the
+    CNN's apart), headline."""
     spec = PRECISIONS[precision]
     print()
     print(spec.title)
@@ -187,6 +192,10 @@ def print_section(rows: list[Row], comparisons: list[Row], headline_text: str, p
         print(energy_line)
     for c in comparisons:
         print(format_comparison(c, precision))
+    if cnn_comparisons:
+        print(f"SLN vs the CNN baseline ({precision}, ratio = CNN / SLN; not in the headline):")
+        for c in cnn_comparisons:
+            print(format_comparison(c, precision))
     if headline_text:
         print(spec.headline_label.strip("* ").upper() + " " + headline_text)
 
@@ -196,8 +205,23 @@ def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _md_cnn_comparisons(comps: list[Row], spec: Precision) -> list[str]:
+    """SLN vs the CNN baseline (ratio = CNN / SLN) as a table of its own."""
+    hdr = ["SLN", "method", "CNN", f"SLN {spec.acc_label}", f"CNN {spec.acc_label}", "energy ratio"]
+    hdr += ["latency ratio"] if spec.latency else []
+    out = ["", f"SLN vs the LeNet-class CNN baseline ({spec.name}; ratio = CNN / SLN, above 1 the SLN is "
+               "cheaper; not in the headline):", "", _md_row(hdr + ["note"]), "|" + " --- |" * (len(hdr) + 1)]
+    for c in comps:
+        cells = [c["sln"], c["method"], c["baseline"] or "–", f"{100 * c['sln_accuracy']:.2f}%",
+                 _opt(c["baseline_accuracy"], "{:.2%}"), _opt(c["energy_ratio"])]
+        cells += [_opt(c["latency_ratio"])] if spec.latency else []
+        out.append(_md_row(cells + [c["note"]]))
+    return out
+
+
 def markdown_section(rows: list[Row], comparisons: list[Row], headline_text: str, precision: str = "fp32",
-                     skipped: list[Row] | None = None, note: str | None = None) -> str:
+                     skipped: list[Row] | None = None, note: str | None = None,
+                     cnn_comparisons: list[Row] | None = None) -> str:
     """One precision's results as Markdown: table, breakdown, comparisons, headline."""
     spec = PRECISIONS[precision]
     out = list(spec.md_title)
@@ -215,6 +239,8 @@ def markdown_section(rows: list[Row], comparisons: list[Row], headline_text: str
         cells += [_opt(c["latency_ratio"])] if spec.latency else []
         cells += [_opt(c.get("energy_ratio_compute_only")), c["note"]]
         out.append(_md_row(cells))
+    if cnn_comparisons:
+        out += _md_cnn_comparisons(cnn_comparisons, spec)
     for sk in skipped or []:
         out.append(f"\nNot in the int8 table: {sk['name']} ({sk['reason']}).")
     if note:
@@ -230,17 +256,19 @@ def markdown_report(doc: dict[str, Any]) -> str:
            f"{m['threads']} thread, engine backend `{m['engine_backend']}`, energy profile "
            f"`{doc['energy_profile']['name']}`; measured energy: "
            f"{'see column' if doc['measured_energy']['available'] else 'not measured here'}.", "",
-           markdown_section(doc["models"], doc["comparisons"], doc["headline"]["text"], "fp32")]
+           markdown_section(doc["models"], doc["comparisons"], doc["headline"]["text"], "fp32",
+                            cnn_comparisons=doc.get("comparisons_cnn"))]
     if doc.get("int8"):
         s = doc["int8"]
         out += ["", markdown_section(s["models"], s["comparisons"], s["headline"]["text"], "int8",
-                                     skipped=s.get("skipped", []), note=s["note"])]
+                                     skipped=s.get("skipped", []), note=s["note"],
+                                     cnn_comparisons=s.get("comparisons_cnn"))]
     return "\n".join(out)
 
 
 # --------------------------------------------------------------------------- plots
 def plot(rows: list[Row], out_png: Path, key: str, xlabel: str, title: str) -> None:
-    """Accuracy against `key` (log x), one colour per family; ViT sizes joined by a line."""
+    """Accuracy against `key` (log x), one colour per family; ViT sizes, and CNN sizes, joined by a line."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -250,7 +278,7 @@ def plot(rows: list[Row], out_png: Path, key: str, xlabel: str, title: str) -> N
         pts = sorted((r for r in rows if r["family"] == fam), key=lambda r: r[key])
         if not pts:
             continue
-        ax.plot([r[key] for r in pts], [100 * r["accuracy"] for r in pts], "o-" if fam == "vit" else "o",
+        ax.plot([r[key] for r in pts], [100 * r["accuracy"] for r in pts], "o-" if fam in ("vit", "cnn") else "o",
                 color=col, label=fam)
         for r in pts:
             ax.annotate(r["name"], (r[key], 100 * r["accuracy"]), fontsize=7, xytext=(3, 3),

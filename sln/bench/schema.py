@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 SCHEMA_ID = "sln-energy-benchmark-v1"
-FAMILIES = ("sln", "sln-dense", "vit", "cfc")   # `family` of a row (report.py colours them)
+FAMILIES = ("sln", "sln-dense", "vit", "cfc", "cnn")   # `family` of a row (report.py colours them)
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -69,6 +69,13 @@ INT8_ROW_SCHEMA: dict[str, Any] = {
     },
 }
 
+# SLN vs the CNN baseline (doc["comparisons_cnn"], doc["int8"]["comparisons_cnn"]; optional: absent in
+# documents written before the CNN): the comparisons' fields, ratio = CNN / SLN, never in the headline
+CNN_COMPARISONS_SCHEMA: dict[str, Any] = {"type": "array", "items": {
+    "type": "object", "required": ["sln", "method", "baseline", "sln_accuracy", "baseline_accuracy", "energy_ratio",
+                                   "latency_ratio", "note"],
+    "properties": {"energy_ratio": _NUM_OR_NULL, "latency_ratio": _NUM_OR_NULL, "method": _COMPARISON_METHODS}}}
+
 INT8_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["precision", "note", "models", "comparisons", "headline"],
@@ -79,6 +86,7 @@ INT8_SCHEMA: dict[str, Any] = {
             "type": "object", "required": ["sln", "method", "baseline", "sln_accuracy", "energy_ratio", "note"],
             "properties": {"energy_ratio": _NUM_OR_NULL, "method": _COMPARISON_METHODS}}},
         "headline": {"type": "object", "required": ["model", "precision", "method", "energy_ratio", "text"]},
+        "comparisons_cnn": CNN_COMPARISONS_SCHEMA,
     },
 }
 
@@ -103,6 +111,7 @@ JSON_SCHEMA: dict[str, Any] = {
         "headline": {"type": "object", "required": ["model", "precision", "method", "energy_ratio",
                                                      "latency_ratio", "target_energy_ratio",
                                                      "target_latency_ratio", "text"]},
+        "comparisons_cnn": CNN_COMPARISONS_SCHEMA,   # optional: validated when present
         "int8": INT8_SCHEMA,   # optional: validated when present
     },
 }

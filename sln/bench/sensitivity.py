@@ -202,12 +202,12 @@ def _context(doc: dict[str, Any]) -> dict[str, Any]:
                 need_rows.append(r)
     if need_rows:   # measured here from the test images (the input events do not depend on the model)
         from ..data import load_split
-        from ..model import images_to_sequence
+        from ..model import encode_images
         from .image import distinct_input_rows
 
         x, _ = load_split(doc["dataset"], "test", limit=need_rows[0]["test_images"])
         for r in need_rows:
-            seq = images_to_sequence(torch.from_numpy(x.copy()), _sln_cfg(r).input_size).numpy()
+            seq = encode_images(torch.from_numpy(x.copy()), _sln_cfg(r)).numpy()
             ctx["distinct"][r["name"]] = distinct_input_rows(seq)
     return ctx
 
