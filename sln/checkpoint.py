@@ -123,3 +123,20 @@ def load_optimizer_state(path: str | Path, optimizer: torch.optim.Optimizer) -> 
             _, i, name = k.split(".", 2)
             state.setdefault(int(i), {})[name] = v
     optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def load_with_spec(path: str | Path, key: str, spec_type: Callable[..., Any], what: str, how: str
+                   ) -> tuple[Any, Any]:
+    """A checkpoint whose train_state holds a task's settings under `key` (a detector's threshold and
+    inputs) -> (model in eval mode, spec_type(**settings)); CheckpointError naming `what` it is not, and
+    `how` to train one."""
+    model, state = load_checkpoint(path)
+    d = state.get(key)
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{path} holds no {what} (no {key!r} settings in its train_state); train one with "
+                              f"`{how}`")
+    try:
+        return model, spec_type(**d)
+    except TypeError as e:
+        raise CheckpointError(f"{path}: malformed {what} settings ({e})") from e
+

@@ -33,8 +33,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_with_spec, read_checkpoint, save_checkpoint
 from ..config import SLNConfig
+from ..device import is_main, model_device
 from ..model import SLN
 from ..tasks.loop import CKPT, RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
 from . import metrics
@@ -80,13 +81,14 @@ def score_ids(model: SLN, ids: torch.Tensor, lengths: torch.Tensor, batch: int =
     its longest sample: exact, because steps past a sample's length are masked out of its mean and the
     state after them is never read. activity, if given, gets [sum of active share x valid steps, steps]."""
     model.eval()
+    dev = model_device(model)
     out = torch.empty(len(ids), dtype=torch.float64)
     order = torch.argsort(lengths, stable=True)
     for s in range(0, len(ids), batch):
         idx = order[s:s + batch]
         L = lengths[idx]
-        o = model.run(ids[idx, :int(L.max())], None, L)
-        out[idx] = (o.logits[:, 1] - o.logits[:, 0]).double()
+        o = model.run(ids[idx, :int(L.max())].to(dev), None, L.to(dev))
+        out[idx] = (o.logits[:, 1] - o.logits[:, 0]).double().cpu()
         if activity is not None:
             activity[0] += float(o.activity.mean[-1]) * float(o.activity.n_valid)
             activity[1] += float(o.activity.n_valid)
@@ -193,7 +195,8 @@ def train_detector(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     model = SLN(cfg)
     task = DomainTask(train, val, max_len, tail, cfg.batch_size, cfg.seed)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if is_main():                                     # under torchrun only rank 0 writes
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     threads = resolve_threads(opts.threads)
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k}, {model.num_params():,} params; "
           f"{opts.dataset}: {len(train)} train ({sum(x.label for x in train)} malicious) / {len(val)} val / "
@@ -206,8 +209,9 @@ def train_detector(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     thr = metrics.calibrate_threshold(val_s[task.val_y == 0], CAL_FPR)
     spec = DetectorSpec(opts.dataset, max_len, tail, thr, CAL_FPR)
     state = json.loads(read_checkpoint(out / CKPT)[0]["train"])   # the loop's train_state (step, history)
-    save_checkpoint(out / CKPT, model, res.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
-                    | {"detector": spec.to_dict()})
+    if is_main():
+        save_checkpoint(out / CKPT, model, res.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
+                        | {"detector": spec.to_dict()})
 
     xte, yte = [x.text for x in test], np.array([x.label for x in test], dtype=np.int64)
     ids, L = ids_and_lengths(xte, max_len, tail)
@@ -243,15 +247,8 @@ def train_detector(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
 
 def load_detector(path: str | Path) -> tuple[SLN, DetectorSpec]:
     """A trained detector checkpoint -> (model in eval mode, spec); CheckpointError if it is not one."""
-    model, state = load_checkpoint(path)
-    d = state.get("detector")
-    if not isinstance(d, dict):
-        raise CheckpointError(f"{path} holds no detector (no calibrated threshold in its train_state); train one "
-                              "with `python train.py --dataset domains --model sln-domains-small`")
-    try:
-        spec = DetectorSpec(**d)
-    except TypeError as e:
-        raise CheckpointError(f"{path}: malformed detector state ({e})") from e
+    model, spec = load_with_spec(path, "detector", DetectorSpec, "detector",
+                                 "python train.py --dataset domains --model sln-domains-small")
     if spec.vocab != VOCAB or model.cfg.input_size != VOCAB_SIZE:
         raise CheckpointError(f"{path}: trained with another character vocabulary than this sln's")
     return model, spec
