@@ -34,11 +34,11 @@ class GPTConfig:
     name: str = "gpt-baseline"
 
 
-def sinusoidal(T: int, d: int, offset: int = 0) -> torch.Tensor:
-    """Fixed positional encoding (T, d) for positions offset..offset+T-1."""
-    pos = torch.arange(offset, offset + T, dtype=torch.float32)[:, None]
-    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float32) / d)
-    pe = torch.zeros(T, d)
+def sinusoidal(T: int, d: int, offset: int = 0, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed positional encoding (T, d) for positions offset..offset+T-1, built on `device`."""
+    pos = torch.arange(offset, offset + T, dtype=torch.float32, device=device)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, d, 2, dtype=torch.float32, device=device) / d)
+    pe = torch.zeros(T, d, device=device)
     pe[:, 0::2] = torch.sin(pos * freq)
     pe[:, 1::2] = torch.cos(pos * freq)
     return pe
@@ -90,7 +90,7 @@ class GPTLM(nn.Module):
         """idx (B, T) -> logits (B, T, V), per-layer KV caches (pass them back to continue)."""
         # positions scaled to the embeddings' init scale (0.02): unscaled, the fixed encoding
         # (rms 0.7) drowned the token signal and the model stalled at the unigram level
-        x = self.tok(idx) + POS_SCALE * sinusoidal(idx.shape[1], self.cfg.d_model, offset)
+        x = self.tok(idx) + POS_SCALE * sinusoidal(idx.shape[1], self.cfg.d_model, offset, idx.device)
         new = []
         for i, blk in enumerate(self.blocks):
             x, c = blk(x, None if caches is None else caches[i])

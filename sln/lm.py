@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import SLNConfig
+from .device import add_device_argument, model_device
 from .fetch import DataError
 from .gpt import GPTLM, GPTConfig, gpt_config_for_params
 from .model import SLN
@@ -74,6 +75,7 @@ def eval_bpc(model: nn.Module, ids: torch.Tensor, streams: int = 32, progress: b
     least ctx/2 characters of context (except the first window's).
     """
     model.eval()
+    ids = ids.to(model_device(model))
     if is_sln(model):
         L = (len(ids) - 1) // streams
         x = ids[: streams * L].view(streams, L)
@@ -119,6 +121,7 @@ class StreamTask:
     carried (detached) from one window to the next; an epoch is one pass, after which the streams
     restart from zero state. (A resumed run restarts its streams' state from zero mid-epoch.)"""
     eval_each_epoch = False
+    distributed = False      # its loss calls model.run with a carried state, not forward: not under torchrun
 
     def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, batch_size: int, bptt: int = BPTT,
                  progress: bool = False) -> None:
@@ -131,6 +134,10 @@ class StreamTask:
         if self.steps_per_epoch < 1:
             raise ValueError(f"{len(train_ids)} training characters do not fill one window of {batch_size} streams "
                              f"x {bptt} steps; use more text or a smaller --batch-size")
+
+    def to(self, dev: torch.device) -> None:
+        """The streams (and the validation text) on the training device (the loop calls this)."""
+        self.xs, self.ys, self.val_ids = self.xs.to(dev), self.ys.to(dev), self.val_ids.to(dev)
 
     def get_batch(self, step: int) -> tuple[int, torch.Tensor, torch.Tensor]:
         b = step % self.steps_per_epoch
@@ -187,7 +194,8 @@ class WindowTask:
 def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: torch.Tensor, out: Path, *,
              lr: float, batch_size: int, seed: int, time_budget_s: float, max_steps: int | None = None,
              epochs: int = 1, progress: bool = True, dataset: str = "shakespeare", bptt: int = BPTT,
-             threads: int | None = None, resume: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+             threads: int | None = None, resume: bool = False, extra: dict[str, Any] | None = None,
+             device: str = "auto") -> dict[str, Any]:
     """Train for `time_budget_s` seconds (else max_steps, else `epochs` passes), evaluate, write
     checkpoint and metrics.json. Schedule: warm-up over 2 % of the run, cosine down to 10 % of lr.
     threads None: keep torch's current thread count (the command lines pass --threads).
@@ -202,7 +210,7 @@ def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: t
                      time_budget_s=time_budget_s, max_steps=max_steps, warmup_steps=max(1, steps // 50),
                      warmup_frac=0.02, floor=0.1)
     opts = RunOptions(dataset=dataset, out=out, resume=resume, progress=progress,
-                      threads=threads or torch.get_num_threads())
+                      threads=threads or torch.get_num_threads(), device=device)
     res = fit(model, task, spec, opts, {"vocab": vocab.chars, "dataset": dataset, **(extra or {})})
     ev = res.final
     metrics = {"dataset": dataset, "model": getattr(model.cfg, "name", _kind(model)), "kind": _kind(model),
@@ -242,7 +250,7 @@ def train_shakespeare(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
           + f", {resolve_threads(opts.threads)} threads")
     m = train_lm(model, vocab, tr, va, out, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                  time_budget_s=budget, epochs=cfg.epochs, progress=opts.progress, threads=resolve_threads(opts.threads),
-                 resume=opts.resume)
+                 resume=opts.resume, device=opts.device)
     print(f"val bits/char {m['val_bpc']:.3f}  active/step {100 * m['active_fraction'][0]:.2f}%  "
           f"({m['steps']} steps, {m['train_seconds']:.0f} s)")
     return m
@@ -284,7 +292,7 @@ def train_text(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None = None)
     m = train_lm(model, vocab, tr, va, out, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
                  time_budget_s=budget, epochs=cfg.epochs, progress=opts.progress, dataset=opts.dataset,
                  threads=resolve_threads(opts.threads), resume=opts.resume,
-                 extra={"files": records, "val_unknown_chars": unknown})
+                 extra={"files": records, "val_unknown_chars": unknown}, device=opts.device)
     print(f"val bits/char {m['val_bpc']:.3f}  ({m['steps']} steps, {m['train_seconds']:.0f} s)")
     return m
 
@@ -305,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     gp.add_argument("--no-progress", action="store_true")
     gp.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
     gp.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (rest of the budget)")
+    add_device_argument(gp)
     a = p.parse_args(argv)
     from .config import get_config
     vocab, tr, va = prepare(a.data_dir)
@@ -318,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
           f"params (SLN {a.match}: {target:,}); budget {a.seconds:.0f} s")
     m = train_lm(model, vocab, tr, va, a.out, lr=a.lr, batch_size=a.batch_size, seed=a.seed,
                  time_budget_s=a.seconds, progress=not a.no_progress, threads=resolve_threads(a.threads),
-                 resume=a.resume)
+                 resume=a.resume, device=a.device)
     print(json.dumps({k: m[k] for k in ("val_bpc", "params", "steps", "train_seconds")}, indent=2))
     return 0
 

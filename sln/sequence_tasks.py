@@ -48,6 +48,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, read_checkpoint
 from .config import SLNConfig
+from .device import add_device_argument, is_main, model_device, to_device
 from .fetch import DataError
 from .model import SLN
 from .series_files import DataFiles, file_record, is_series_file, read_series_file, run_label
@@ -270,7 +271,8 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None =
     model = SLN(cfg)
     task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop, progress=opts.progress)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if is_main():                                     # under torchrun only rank 0 writes
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     n = len(data.x_train)
     padding = epoch_padding(task)
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
@@ -322,7 +324,7 @@ def evaluate_checkpoint(checkpoint: str | Path, test: str | Path, test_sha256: s
 def time_encoding(times: torch.Tensor, d: int, max_period: float = 1000.0) -> torch.Tensor:
     """Sinusoidal encoding of real-valued times (B, T) -> (B, T, d): the baseline sees true timing."""
     half = d // 2
-    freq = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)   # (half,)
+    freq = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=times.device) / half)
     ang = times.float()[..., None] * freq                                                        # (B, T, half)
     return torch.cat([torch.sin(ang), torch.cos(ang)], dim=-1)
 
@@ -343,7 +345,7 @@ class TSTransformer(nn.Module):
     def forward(self, x: torch.Tensor, times: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """x (B, T, D), times (B, T) original step indices, lengths (B,) -> logits (B, C)."""
         T = x.shape[1]
-        pad = torch.arange(T)[None, :] >= lengths[:, None]                     # (B, T) True = padding
+        pad = torch.arange(T, device=x.device)[None, :] >= lengths[:, None]    # (B, T) True = padding
         h = self.embed(x) + time_encoding(times, self.d_model)
         h = self.norm(self.encoder(h, src_key_padding_mask=pad))
         h = h.masked_fill(pad[..., None], 0.0).sum(1) / lengths[:, None].float()
@@ -357,13 +359,15 @@ def transformer_accuracy(model: nn.Module, x: torch.Tensor, times: torch.Tensor 
     model.eval()
     if times is None:
         times = torch.arange(x.shape[1])[None].expand(len(x), -1)
+    x, times, lengths, y = to_device((x, times, lengths, y), model_device(model))
     return (model(x, times, lengths).argmax(1) == y).float().mean().item()
 
 
 def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3, batch_size: int = 16,
                                seed: int = 0, data_dir: Path | None = None, d_model: int = 64,
                                train_drop: float = 0.6, progress: bool = True, threads: int | None = None,
-                               limit_train: int | None = None, limit_test: int | None = None) -> dict[str, Any]:
+                               limit_train: int | None = None, limit_test: int | None = None,
+                               device: str = "auto") -> dict[str, Any]:
     """Train on the same (thinned) batches as SLN, evaluate regular and on the same dropped-step views.
     threads None: keep torch's current thread count (the command line passes --threads)."""
     data = limit_data(load_ts_dataset(dataset, data_dir), limit_train, limit_test)
@@ -371,7 +375,8 @@ def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3,
     model = TSTransformer(data.x_train.shape[2], len(data.class_names), d_model=d_model)
     task = SeriesTask(data, batch_size, seed, train_drop, transformer=True, eval_each_epoch=False)
     res = fit(model, task, ts_spec(lr, 0.01, epochs, task.steps_per_epoch),
-              RunOptions(dataset=dataset, out=None, progress=progress, threads=threads or torch.get_num_threads()))
+              RunOptions(dataset=dataset, out=None, progress=progress, threads=threads or torch.get_num_threads(),
+                         device=device))
     params = sum(p.numel() for p in model.parameters())
     # the kept steps' true times (the transformer's analogue of dt) vs re-indexed 0..T'-1
     irregular = irregular_eval(lambda x, _dt, lengths, times: transformer_accuracy(model, x, times, lengths,
@@ -397,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--json", type=Path, default=None, help="write the results here")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device_argument(t)
     n = sub.add_parser("nn1", help="1-NN Euclidean test accuracy (the archives' straw-man baseline)")
     n.add_argument("--dataset", default="basicmotions", choices=sorted(DATASETS))
     a = p.parse_args(argv)
@@ -406,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = train_transformer_baseline(a.dataset, a.epochs, a.lr, seed=a.seed, d_model=a.d_model,
                                      train_drop=a.train_drop, progress=not a.no_progress,
-                                     threads=resolve_threads(a.threads))
+                                     threads=resolve_threads(a.threads), device=a.device)
     print(json.dumps({k: v for k, v in res.items()}, indent=2))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import torch
 
 from .config import SLNConfig
 from .data import load_split
+from .device import is_main
 from .model import SLN
 from .tasks.images import ImageTask
 from .tasks.loop import (
@@ -65,7 +66,8 @@ def train(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     model = SLN(cfg)
     task = ImageTask.for_sln(cfg, xtr, ytr, xte, yte, progress=opts.progress)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if is_main():                                     # under torchrun only rank 0 writes
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers} layer(s), k={cfg.k} "
           f"({100 * cfg.k / cfg.n_neurons:.2f}% active), {model.num_params():,} params, "
           f"{opts.dataset} {len(xtr)} train / {len(xte)} test, {resolve_threads(opts.threads)} threads")
