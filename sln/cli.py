@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("sln.evaluate_cli", "accuracy of a time-series checkpoint on a test file"),
     "models": ("sln.train_cli", "list registered models"),
     "detect-url": ("sln.security.detect_cli", "score domains / URLs, one per line, with a trained detector"),
+    "detect-net": ("sln.security.detect_net_cli", "score the packets of a pcap file or stream with a packet detector"),
 }
 
 
@@ -84,9 +85,24 @@ def main(argv: list[str] | None = None) -> int:
     return run(_dispatch, argv, "sln")
 
 
+def version() -> str:
+    """The installed distribution's version (a wheel, sdist or editable install), else the package's."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+    try:
+        return dist_version("sparse-liquid-networks")
+    except PackageNotFoundError:        # run from a checkout that was never installed
+        from . import __version__
+        return __version__
+
+
 def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in ("--version", "-V"):
+        import torch
+        print(f"sln {version()} (torch {torch.__version__}, CUDA {'yes' if torch.cuda.is_available() else 'no'})")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: sln <command> [options]\n\ncommands:")
+        print("usage: sln <command> [options]   (sln --version)\n\ncommands:")
         for name, (_, text) in COMMANDS.items():
             print(f"  {name:<10} {text}")
         return 0 if argv else 2

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import SLNConfig, get_config, list_models
+from .device import add_device_argument, is_main, resolve_device, shutdown_distributed
 from .series_files import DataFiles, is_series_file, is_text_dataset, run_label
 from .timeseries import DATASETS as TS_DATASETS
 
@@ -27,7 +28,7 @@ SERIES_FILE, TEXT_FILE = "TRAIN.ts|.txt|.tsv|.csv (with --test TEST_FILE)", "tex
 FILE_MODELS = {SERIES_FILE: "sln-ts-small", TEXT_FILE: "sln-lm-small"}
 # --model when it is not given: the dataset's own named model, else sln-small
 DEFAULT_MODELS = {**FILE_MODELS, "shakespeare": "sln-lm-small", "domains": "sln-domains-small",
-                  "urls": "sln-domains-small", "urls-hostname": "sln-domains-small"}
+                  "urls": "sln-domains-small", "urls-hostname": "sln-domains-small", "packets": "sln-ids-small"}
 
 # dataset -> "module:function" of its trainer(cfg, RunOptions) -> metrics dict
 TRAINERS: dict[str, str] = {
@@ -37,6 +38,7 @@ TRAINERS: dict[str, str] = {
     SERIES_FILE: "sln.sequence_tasks:train_timeseries",
     TEXT_FILE: "sln.lm:train_text",
     **{d: "sln.security.detect:train_detector" for d in ("domains", "urls", "urls-hostname")},
+    "packets": "sln.security.ids:train_packets",   # a lab capture (--data-dir DIR, default tests/fixtures/ids)
 }
 
 
@@ -93,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-test", type=_positive, default=None, help="use only the first N test examples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
+    add_device_argument(p)
     g = p.add_argument_group("model/training config overrides (default: the named model's value)")
     hints = typing.get_type_hints(SLNConfig)
     for f in dataclasses.fields(SLNConfig):
@@ -122,9 +125,16 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"{run_label(args.dataset)}-{args.model}"
     opts = RunOptions(dataset=args.dataset, out=out, data_dir=args.data_dir, resume=args.resume,
                       limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
-                      threads=args.threads)
+                      threads=args.threads, device=args.device)
+    resolve_device(args.device)                 # a --device cuda without a GPU fails before any data is read
     trainer = get_trainer(args.dataset)
-    metrics = trainer(cfg, opts, files) if key in FILE_MODELS else trainer(cfg, opts)
+    try:
+        metrics = trainer(cfg, opts, files) if key in FILE_MODELS else trainer(cfg, opts)
+        main = is_main()                        # under torchrun only rank 0 reports
+    finally:
+        shutdown_distributed()                  # under torchrun: leave the process group
+    if not main:
+        return 0
     summary = {k: metrics[k] for k in ("dataset", "model", "epochs", "test_accuracy", "active_fraction",
                                        "dead_fraction", "params", "seconds_per_epoch") if k in metrics}
     print(json.dumps(summary, indent=2))

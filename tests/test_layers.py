@@ -14,21 +14,28 @@ FLOORS: dict[str, int] = {
     # 0 ground: config and registry, the cell (torch only), the integer spec, the .sln format,
     #   the energy table, the one data-fetch helper
     "sln.config": 0, "sln.cell": 0, "sln.intspec": 0, "sln.fmt": 0, "sln.energy": 0, "sln.fetch": 0,
+    "sln.device": 0,   # --device, the torchrun process group, the all-reduced win rates (torch only)
     # 1 the model and its checkpoints
     "sln.model": 1, "sln.checkpoint": 1,
     # 2 tasks (data and what a task adds to the model) and baselines
-    "sln.data": 2, "sln.timeseries": 2, "sln.text": 2, "sln.gpt": 2, "sln.baselines": 2, "sln.tasks*": 2,
+    "sln.data": 2, "sln.timeseries": 2, "sln.text": 2, "sln.gpt": 2, "sln.baselines": 2, "sln.cnn": 2, "sln.tasks*": 2,
+    "sln.prune": 2,   # weight-pruning schedule and weight-read counts (uses the model; the image task calls it)
     "sln.series_files": 2,   # user data files (.ts / UCR text / CSV / UTF-8 text) and their checksums
     "sln.ts_baselines": 2,   # majority, 1-NN Euclidean / DTW, MiniRocket (numpy; ridge from scikit-learn)
     "sln.security*": 2,   # security data: sources, parsers, public suffixes, packets, metrics
     # 3 what uses models: the training loop, the engine, quantisation and export, the benchmarks
     "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,
+    "sln.onnx_export": 3,   # ONNX graphs of the step and the classifier, onnxruntime parity
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
     "sln.security.baselines": 3, "sln.security.flows": 3, "sln.security.bench": 3,
     "sln.security.detect": 3,   # the SLN detector's task and trainer (uses the training loop)
+    "sln.security.ids_data": 2, "sln.security.kitnet": 2,   # capture splits + IDS metrics; KitNET (numpy)
+    "sln.security.ids_stream": 3,   # per-packet scoring on the engine / the model's Stream
+    "sln.security.ids": 3, "sln.security.ids_bench": 3,   # packet detectors' task and trainer; IDS benchmark
     # 4 command lines
     "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,
     "sln.security.detect_cli": 4,   # sln detect-url
+    "sln.security.detect_net_cli": 4,   # sln detect-net
     # the package root re-exports the public API of floors 0-1
     "sln": 1,
 }

@@ -13,6 +13,9 @@ GPT baseline, the benchmark's ViT/CfC/dense baselines) builds a model and a *tas
     loss(model, batch) -> (loss, stats)   scalar loss to minimise, detached 0-d tensors to display
     evaluate(model) -> dict          held-out metrics (called in eval mode)
     describe(ev) -> str              one line for the log (optional)
+    after_step(model, step) -> None  called after each optimizer step, before any checkpoint of
+                                     that step (optional; None = no hook): the weight-pruning
+                                     schedule of sparse SLNs (sln/prune.py)
 
 and `fit` runs AdamW with gradient clipping, stops after `epochs`, `max_steps` or a wall-clock
 `time_budget_s` (training time only: evaluation and checkpoints do not count), writes an atomic
@@ -39,6 +42,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, load_optimizer_state, read_checkpoint, save_checkpoint
 from ..config import SLNConfig
+from ..device import agree, all_reduce_sum_, init_distributed, is_main, resolve_device, shard, to_device
 
 CKPT = "checkpoint.safetensors"
 REFRESH_S = 0.5          # progress-bar postfix refresh: the only host sync of the running stats
@@ -55,6 +59,7 @@ class RunOptions:
     progress: bool = True
     stop_after_epoch: int | None = None  # end this run early (simulates an interruption; tests)
     threads: int | None = None           # torch intra-op threads (default: $SLN_THREADS, else all cores)
+    device: str = "auto"                 # auto (CUDA when present) | cpu | cuda | cuda:N (sln/device.py)
 
 
 @dataclass
@@ -100,6 +105,8 @@ class FitResult:
     epoch_seconds: list[float] = field(default_factory=list)   # per completed epoch, this run
     running: dict[str, float] = field(default_factory=dict)    # last running averages (loss, ...)
     threads: int = 1
+    device: str = "cpu"                  # where it trained (the model is left there)
+    world_size: int = 1                  # processes under torchrun (1: a plain run)
 
 
 def lr_at(pos: float, total: float, base: float, warmup: float = 100, floor: float = 0.0,
@@ -133,7 +140,9 @@ def resolve_threads(threads: int | None, default: int | None = None) -> int:
 
 
 def write_metrics(out: Path, metrics: dict[str, Any]) -> None:
-    """Atomic metrics.json (a reader never sees half a file)."""
+    """Atomic metrics.json (a reader never sees half a file); under torchrun only rank 0 writes."""
+    if not is_main():
+        return
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
     os.replace(tmp, out / "metrics.json")
@@ -183,14 +192,34 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
     """Train `model` on `task` (see the module docstring); train_state is stored in every checkpoint."""
     threads = resolve_threads(opts.threads)
     torch.set_num_threads(threads)
+    dev = resolve_device(opts.device)
+    rank, world = init_distributed(dev)      # under torchrun: join its process group (else rank 0 of 1)
+    if world > 1 and not getattr(task, "distributed", True):
+        raise ValueError(f"{type(task).__name__} cannot train under torchrun (its loss does not go through the "
+                         "model's forward, which DistributedDataParallel needs); run it in one process")
+    main = rank == 0                         # only rank 0 writes checkpoints and logs
     out = None if opts.out is None else Path(opts.out)
-    if out is not None:
+    if out is not None and main:
         out.mkdir(parents=True, exist_ok=True)
     spe = task.steps_per_epoch
     if spe < 1:
         raise ValueError("the task has no training batch; use more training data or a smaller --batch-size")
+    after_step = getattr(task, "after_step", None)
+    cfg = getattr(model, "cfg", None)
+    if after_step is None and isinstance(cfg, SLNConfig) and min(cfg.density_in, cfg.density_rec) < 1.0:
+        # a sparse config trained without the schedule would silently come out dense
+        raise ValueError("density_in/density_rec < 1 need a trainer that runs the pruning schedule "
+                         "(image datasets); this one does not")
+    model.to(dev)
+    to = getattr(task, "to", None)           # optional: a task that keeps its data on the device
+    if to is not None:
+        to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas)
     step, history, spent = (0, [], 0.0) if not opts.resume else _restore(opts, model, opt, spe)
+    # torchrun: DDP averages the gradients; the boosts agree through sln.device.win_rates (buffers are
+    # copied from rank 0 once, not before every forward: each rank computes the same from the all-reduced wins)
+    net = model if world == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[dev.index] if dev.type == "cuda" else None, forward_sync_buffers=False)
     step0 = step
     budget = spec.time_budget_s
     total = spec.max_steps if spec.max_steps is not None else (None if budget else spe * spec.epochs)
@@ -201,40 +230,50 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
               "resumed model is re-evaluated. To train longer, start a new run (another --out)")
 
     def save() -> None:
-        if out is not None:
+        if out is not None and main:
             save_checkpoint(out / CKPT, model, opt, {**(train_state or {}), "step": step, "epoch": step // spe,
-                                                    "history": history, "train_seconds": clock()})
+                                                    "history": history, "train_seconds": clock(),
+                                                    "world_size": world})
 
     t_start = time.monotonic() - spent       # training clock; evaluation time is added back to t_start
 
     def clock() -> float:
         return time.monotonic() - t_start
 
+    # a budget run under torchrun follows rank 0's clock: every rank stops at the same step, same lr
+    run_clock = clock if world == 1 or not budget else (lambda: agree(clock()))
+    el = 0.0
     bar = None
     ema: dict[str, torch.Tensor] = {}
-    loss_sum, n_epoch, epoch_t0 = torch.zeros(()), 0, time.monotonic()
+    loss_sum, n_epoch, epoch_t0 = torch.zeros((), device=dev), 0, time.monotonic()
     epoch_seconds: list[float] = []
     last_save = last_show = time.monotonic()
     model.train()
-    while not ((budget and clock() >= budget) or (total is not None and step >= total)):
+    while not ((budget and (el := run_clock()) >= budget) or (total is not None and step >= total)):
         b = step % spe
         if bar is None or (b == 0 and not budget and spec.max_steps is None):
             if bar is not None:
                 bar.close()
-            bar = _bar(opts.progress, step, spe, spec, budget, total)
+            bar = _bar(opts.progress and main, step, spe, spec, budget, total)
         if b == 0 or n_epoch == 0:
-            ema, loss_sum, n_epoch, epoch_t0 = {}, torch.zeros(()), 0, time.monotonic()
-        el = clock()
+            ema, loss_sum, n_epoch, epoch_t0 = {}, torch.zeros((), device=dev), 0, time.monotonic()
         lr = (lr_at(el / budget, 1.0, spec.lr, spec.warmup_frac, spec.floor, tick=1e-3) if budget
               else lr_at(step, total, spec.lr, warm, spec.floor))
         for grp in opt.param_groups:
             grp["lr"] = lr
-        loss, stats = task.loss(model, task.get_batch(step))
+        batch = to_device(task.get_batch(step), dev)       # a no-op for a task whose data is on dev
+        share = 1.0
+        if world > 1:
+            batch, share = shard(batch, rank, world)        # this rank's part of the global batch
+        loss, stats = task.loss(net, batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        # DDP averages over ranks; weighting by the local share makes that the global batch's mean
+        (loss * (share * world) if world > 1 else loss).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), spec.clip)
         opt.step()
         step += 1
+        if after_step is not None:
+            after_step(model, step)
         # running averages stay tensors: no host sync per step, only at a bar refresh
         stats = {"loss": loss.detach(), **stats}
         ema = dict(stats) if not ema else {k: 0.9 * ema[k] + 0.1 * v for k, v in stats.items()}
@@ -244,19 +283,23 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
             bar.refresh()
         else:
             bar.update(1)
-        if opts.progress and time.monotonic() - last_show > REFRESH_S:
+        if opts.progress and main and time.monotonic() - last_show > REFRESH_S:
             bar.set_postfix({k: f"{v.item():.3f}" for k, v in ema.items()}, refresh=False)
             last_show = time.monotonic()
         if step % spe == 0:                                    # an epoch ended
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)                    # the epoch's time includes its queued kernels
             epoch_seconds.append(time.monotonic() - epoch_t0)
             if task.eval_each_epoch:
                 t_eval = time.monotonic()
-                ev = task.evaluate(model)
+                ev = task.evaluate(model)                      # every rank: the same model, the same figures
                 model.train()
-                history.append({"epoch": step // spe, "train_loss": (loss_sum / n_epoch).item(),
+                train_loss = all_reduce_sum_(loss_sum / n_epoch) / world      # the ranks' mean
+                history.append({"epoch": step // spe, "train_loss": train_loss.item(),
                                 "seconds": epoch_seconds[-1], **ev})
                 of = "" if budget or spec.max_steps is not None else f"/{spec.epochs}"
-                _log(task, f"epoch {step // spe}{of}", ev, epoch_seconds[-1])
+                if main:
+                    _log(task, f"epoch {step // spe}{of}", ev, epoch_seconds[-1])
                 save()
                 last_save = time.monotonic()
                 t_start += last_save - t_eval
@@ -282,7 +325,7 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
             _log(task, f"after {step} steps", final, None)
     model.eval()
     return FitResult(model, opt, history, final, step, train_s, epoch_seconds,
-                     {k: v.item() for k, v in ema.items()}, threads)
+                     {k: v.item() for k, v in ema.items()}, threads, str(dev), world)
 
 
 def _bar(progress: bool, step: int, spe: int, spec: TrainSpec, budget: float, total: int | None) -> tqdm:
