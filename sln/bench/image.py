@@ -27,9 +27,6 @@ import torch
 from ..baselines import (
     CFC_SIZES,
     VIT_SIZES,
-    CfCClassifier,
-    ViT,
-    cached_info,
     count_cfc,
     count_vit,
     ncps_available,
@@ -44,7 +41,6 @@ from ..data import load_split
 from ..energy import EnergyProfile, get_profile
 from ..engine import Engine
 from ..model import SLN, encode_images
-from ..tasks.images import ImageTask
 from .cnn_int8 import evaluate_cnn_int8
 from .compare import SLN_FAMILIES, compare, compare_all, headline_comparison, ratio_words
 from .int8 import run_int8_section
@@ -58,7 +54,7 @@ from .measure import (
     time_interleaved,
     weight_footprint,
 )
-from .plan import TrainJob, announce, epoch_steps, train_threads
+from .plan import announce, build_plan, sln_where, train_threads
 from .report import markdown_report, print_section, write_plots
 from .schema import SCHEMA_ID
 
@@ -246,23 +242,10 @@ def _ckpt_epochs(run_dir: Path) -> int | None:
     return None
 
 
-def _sln_where(name: str, args: argparse.Namespace, epochs: int) -> tuple[Path | None, Path, dict[str, Any]]:
-    """-> (checkpoint found in runs/ or the cache, else None; the cache folder; the config overrides)."""
-    run_dir = args.runs_dir / f"{args.dataset}-{name}"
-    overrides: dict[str, Any] = {"epochs": epochs}
-    if args.quick:
-        overrides.update(n_neurons=64, active_frac=0.0625 if "dense" not in name else 1.0)
-    cache = args.cache_dir / (f"{args.dataset}-{name}-e{epochs}" + ("-quick" if args.quick else ""))
-    for d in ([] if args.quick else [run_dir]) + [cache]:
-        if (d / "checkpoint.safetensors").is_file() and (d / "metrics.json").is_file():
-            return d, cache, overrides
-    return None, cache, overrides
-
-
 def _get_sln(name: str, args: argparse.Namespace, train_if_missing: bool, epochs: int
              ) -> tuple[SLN, str, int | None] | None:
     """Checkpoint from runs/ (reused), or from the cache, or trained into the cache (announced by plan.py)."""
-    found, cache, overrides = _sln_where(name, args, epochs)
+    found, cache, overrides = sln_where(name, args, epochs)
     if found is not None:
         model, _ = load_checkpoint(found / "checkpoint.safetensors")
         how = "" if found != cache else " (trained earlier by the benchmark)"
@@ -278,51 +261,6 @@ def _get_sln(name: str, args: argparse.Namespace, train_if_missing: bool, epochs
     torch.set_num_threads(1)  # timing is at 1 thread
     model, _ = load_checkpoint(cache / "checkpoint.safetensors")
     return model, f"trained by this run into {cache}", epochs
-
-
-def _plan(args: argparse.Namespace, jobs: list[tuple[str, str, bool]], epochs: int, cfc_input: int,
-          data: tuple[np.ndarray, ...]) -> list[TrainJob]:
-    """The models this run would train (no checkpoint, no cache entry), each with a probe to time a step."""
-    xtr, ytr, xte, yte = data
-    n = len(xtr)
-    plan: list[TrainJob] = []
-    for name, _fam, must in jobs:
-        found, cache, overrides = _sln_where(name, args, epochs)
-        if found is None and must:
-            cfg = get_config(name, **overrides)
-            plan.append(TrainJob(name, f"SLN on {args.dataset}, {_epochs(epochs)} of {n:,} images",
-                                 epoch_steps(n, cfg.batch_size, epochs),
-                                 lambda c=cfg: (SLN(c), ImageTask.for_sln(c, xtr, ytr, xte, yte)),
-                                 f"python train.py --dataset {args.dataset} --model {name} --epochs {epochs} "
-                                 f"--out {args.runs_dir / f'{args.dataset}-{name}'}"))
-    for vs in [v for v in args.vit_sizes.split(",") if v in VIT_SIZES]:
-        vc = VIT_SIZES[vs]
-        if cached_info(args.cache_dir / f"{args.dataset}-{vs}-e{epochs}-n{n}", "vit", asdict(vc), epochs, n) is None:
-            plan.append(TrainJob(vs, f"ViT baseline, {_epochs(epochs)} of {n:,} images",
-                                 epoch_steps(n, vc.batch_size, epochs), lambda c=vc: _probe_baseline(ViT(c), c, data)))
-    for ns in [c for c in args.cnn_sizes.split(",") if c in CNN_SIZES]:
-        nc = CNN_SIZES[ns]
-        if cached_info(args.cache_dir / f"{args.dataset}-{ns}-e{epochs}-n{n}", "cnn", asdict(nc), epochs, n) is None:
-            plan.append(TrainJob(ns, f"CNN baseline (LeNet-class), {_epochs(epochs)} of {n:,} images",
-                                 epoch_steps(n, nc.batch_size, epochs), lambda c=nc: _probe_baseline(CNN(c), c, data)))
-    if not args.no_cfc and args.cfc_sizes and ncps_available():
-        for cs in [c for c in args.cfc_sizes.split(",") if c in CFC_SIZES]:
-            cc = dataclasses.replace(CFC_SIZES[cs], input_size=cfc_input)
-            if cached_info(args.cache_dir / f"{args.dataset}-{cs}-e{epochs}-n{n}", "cfc", asdict(cc), epochs,
-                           n) is None:
-                plan.append(TrainJob(cs, f"ncps CfC baseline, {_epochs(epochs)} of {n:,} images",
-                                     epoch_steps(n, cc.batch_size, epochs),
-                                     lambda c=cc: _probe_baseline(CfCClassifier(c), c, data)))
-    return plan
-
-
-def _epochs(n: int) -> str:
-    return f"{n} epoch" + ("" if n == 1 else "s")
-
-
-def _probe_baseline(model: Any, cfg: Any, data: tuple[np.ndarray, ...]) -> tuple[Any, ImageTask]:
-    to_input = model.patches if hasattr(model, "patches") else model.to_input
-    return model, ImageTask(*data, cfg.batch_size, cfg.seed, to_input, eval_each_epoch=False)
 
 
 def _apply_quick(args: argparse.Namespace) -> None:
@@ -462,7 +400,7 @@ def run_image_benchmark(args: argparse.Namespace, argv: list[str]) -> int:
     jobs = [(n, "sln", i == 0) for i, n in enumerate(sln_names)] + ([(args.dense, "sln-dense", True)]
                                                                     if args.dense else [])
     args.train_threads = train_threads(args.train_threads)
-    plan = _plan(args, jobs, epochs, head_input, (xtr, ytr, xte, yte))
+    plan = build_plan(args, jobs, epochs, head_input, (xtr, ytr, xte, yte))
     if not announce(plan, args.train_threads, no_train=args.no_train, yes=args.yes):
         print("nothing measured: the models above have no checkpoint" + ("" if args.no_train else " (declined)"),
               file=sys.stderr)

@@ -12,17 +12,26 @@ Threads for this training: --train-threads, else $SLN_THREADS, else $OMP_NUM_THR
 """
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import math
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 import torch.nn as nn
 
+from ..baselines import CFC_SIZES, VIT_SIZES, CfCClassifier, ViT, cached_info, ncps_available
+from ..cnn import CNN, CNN_SIZES
+from ..config import get_config
+from ..model import SLN
+from ..tasks.images import ImageTask
 from ..tasks.loop import resolve_threads
 
 PROBE_STEPS = 3   # timed training steps per model (after one untimed); ~1-10 s in all
@@ -105,3 +114,62 @@ def announce(jobs: list[TrainJob], threads: int, *, no_train: bool, yes: bool,
 
 def epoch_steps(n_images: int, batch_size: int, epochs: int) -> int:
     return math.ceil(n_images / batch_size) * epochs
+
+
+# --- what the image benchmark would train --------------------------------------------------------
+def sln_where(name: str, args: argparse.Namespace, epochs: int) -> tuple[Path | None, Path, dict[str, Any]]:
+    """-> (checkpoint found in runs/ or the cache, else None; the cache folder; the config overrides)."""
+    run_dir = args.runs_dir / f"{args.dataset}-{name}"
+    overrides: dict[str, Any] = {"epochs": epochs}
+    if args.quick:
+        overrides.update(n_neurons=64, active_frac=0.0625 if "dense" not in name else 1.0)
+    cache = args.cache_dir / (f"{args.dataset}-{name}-e{epochs}" + ("-quick" if args.quick else ""))
+    for d in ([] if args.quick else [run_dir]) + [cache]:
+        if (d / "checkpoint.safetensors").is_file() and (d / "metrics.json").is_file():
+            return d, cache, overrides
+    return None, cache, overrides
+
+
+def build_plan(args: argparse.Namespace, jobs: list[tuple[str, str, bool]], epochs: int, cfc_input: int,
+          data: tuple[np.ndarray, ...]) -> list[TrainJob]:
+    """The models this run would train (no checkpoint, no cache entry), each with a probe to time a step."""
+    xtr, ytr, xte, yte = data
+    n = len(xtr)
+    plan: list[TrainJob] = []
+    for name, _fam, must in jobs:
+        found, cache, overrides = sln_where(name, args, epochs)
+        if found is None and must:
+            cfg = get_config(name, **overrides)
+            plan.append(TrainJob(name, f"SLN on {args.dataset}, {_epochs(epochs)} of {n:,} images",
+                                 epoch_steps(n, cfg.batch_size, epochs),
+                                 lambda c=cfg: (SLN(c), ImageTask.for_sln(c, xtr, ytr, xte, yte)),
+                                 f"python train.py --dataset {args.dataset} --model {name} --epochs {epochs} "
+                                 f"--out {args.runs_dir / f'{args.dataset}-{name}'}"))
+    for vs in [v for v in args.vit_sizes.split(",") if v in VIT_SIZES]:
+        vc = VIT_SIZES[vs]
+        if cached_info(args.cache_dir / f"{args.dataset}-{vs}-e{epochs}-n{n}", "vit", asdict(vc), epochs, n) is None:
+            plan.append(TrainJob(vs, f"ViT baseline, {_epochs(epochs)} of {n:,} images",
+                                 epoch_steps(n, vc.batch_size, epochs), lambda c=vc: _probe_baseline(ViT(c), c, data)))
+    for ns in [c for c in args.cnn_sizes.split(",") if c in CNN_SIZES]:
+        nc = CNN_SIZES[ns]
+        if cached_info(args.cache_dir / f"{args.dataset}-{ns}-e{epochs}-n{n}", "cnn", asdict(nc), epochs, n) is None:
+            plan.append(TrainJob(ns, f"CNN baseline (LeNet-class), {_epochs(epochs)} of {n:,} images",
+                                 epoch_steps(n, nc.batch_size, epochs), lambda c=nc: _probe_baseline(CNN(c), c, data)))
+    if not args.no_cfc and args.cfc_sizes and ncps_available():
+        for cs in [c for c in args.cfc_sizes.split(",") if c in CFC_SIZES]:
+            cc = dataclasses.replace(CFC_SIZES[cs], input_size=cfc_input)
+            if cached_info(args.cache_dir / f"{args.dataset}-{cs}-e{epochs}-n{n}", "cfc", asdict(cc), epochs,
+                           n) is None:
+                plan.append(TrainJob(cs, f"ncps CfC baseline, {_epochs(epochs)} of {n:,} images",
+                                     epoch_steps(n, cc.batch_size, epochs),
+                                     lambda c=cc: _probe_baseline(CfCClassifier(c), c, data)))
+    return plan
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def _probe_baseline(model: Any, cfg: Any, data: tuple[np.ndarray, ...]) -> tuple[Any, ImageTask]:
+    to_input = model.patches if hasattr(model, "patches") else model.to_input
+    return model, ImageTask(*data, cfg.batch_size, cfg.seed, to_input, eval_each_epoch=False)
