@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("sln.train_cli", "list registered models"),
     "detect-url": ("sln.security.detect_cli", "score domains / URLs, one per line, with a trained detector"),
     "detect-net": ("sln.security.detect_net_cli", "score the packets of a pcap file or stream with a packet detector"),
+    "plot": ("sln.plot_cli", "draw a run folder's training curves (curves.csv) to RUN_DIR/curves.png"),
 }
 
 

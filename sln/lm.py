@@ -36,6 +36,7 @@ from .fetch import DataError
 from .gpt import GPTLM, GPTConfig, gpt_config_for_params
 from .model import SLN
 from .series_files import DataFiles, file_record, read_utf8, run_label
+from .tasks.loop import bar_kwargs
 from .text import VAL_SHARE, Vocab, prepare, prepare_user_text
 from .train import RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
 
@@ -82,7 +83,7 @@ def eval_bpc(model: nn.Module, ids: torch.Tensor, streams: int = 32, progress: b
         y = ids[1: streams * L + 1].view(streams, L)
         state = model.init_state(streams)
         nll, act = 0.0, 0.0
-        for s in tqdm(range(0, L, 256), desc="val", leave=False, disable=not progress):
+        for s in tqdm(range(0, L, 256), desc="val", leave=False, **bar_kwargs(progress)):
             out = model.run(x[:, s:s + 256], state=state)
             state = out.state
             nll += F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y[:, s:s + 256].reshape(-1),
@@ -93,7 +94,7 @@ def eval_bpc(model: nn.Module, ids: torch.Tensor, streams: int = 32, progress: b
     ctx, half = model.cfg.ctx, model.cfg.ctx // 2
     starts = list(range(0, len(ids) - 1 - ctx, half)) or [0]
     nll, n = 0.0, 0
-    for b in tqdm(range(0, len(starts), 32), desc="val", leave=False, disable=not progress):
+    for b in tqdm(range(0, len(starts), 32), desc="val", leave=False, **bar_kwargs(progress)):
         st = starts[b:b + 32]
         x = torch.stack([ids[s:s + ctx] for s in st])
         y = torch.stack([ids[s + 1:s + ctx + 1] for s in st])

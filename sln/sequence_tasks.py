@@ -53,6 +53,7 @@ from .fetch import DataError
 from .model import SLN
 from .series_files import DataFiles, file_record, is_series_file, read_series_file, run_label
 from .tasks.classify import describe, evaluate_classifier
+from .tasks.loop import bar_kwargs
 from .timeseries import DATASETS, TSSplits, check_channels, drop_steps, load_ts_dataset, make_splits, pad
 from .train import RunOptions, TrainSpec, classify_metrics, fit, resolve_threads, resume_config, write_metrics
 
@@ -141,7 +142,7 @@ def evaluate_ts(model: SLN, x: torch.Tensor, lengths: torch.Tensor, y: torch.Ten
     """Accuracy and activity of an SLN on padded series x (n, T, D) with lengths (n,), labels (n,).
     Batches go by length, each cut to its longest series (no computation on the rest of the padding)."""
     def batches():  # noqa: ANN202 (a generator of EvalBatch)
-        for idx in tqdm(length_batches(lengths, batch), desc=desc, leave=False, disable=not progress):
+        for idx in tqdm(length_batches(lengths, batch), desc=desc, leave=False, **bar_kwargs(progress)):
             T_b = int(lengths[idx].max())
             yield x[idx, :T_b], None if dt is None else dt[idx, :T_b], lengths[idx], y[idx]
     return evaluate_classifier(model, batches())
@@ -178,7 +179,7 @@ def irregular_eval(accuracy: Callable[[torch.Tensor, torch.Tensor | None, torch.
     res: dict[str, Any] = {}
     n = len(data.x_test)
     bar = tqdm(total=len(DROP_RATES) * DROP_DRAWS * 2 * n, unit="series", desc="dropped-step eval",
-               disable=not progress)
+               **bar_kwargs(progress))
     for drop in DROP_RATES:
         with_t, without = [], []
         for xd, dtd, ld, times in dropped_views(data, drop):

@@ -36,6 +36,7 @@ FLOORS: dict[str, int] = {
     "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,
     "sln.security.detect_cli": 4,   # sln detect-url
     "sln.security.detect_net_cli": 4,   # sln detect-net
+    "sln.plot_cli": 4,   # sln plot RUN_DIR (curves.csv -> curves.png)
     # the package root re-exports the public API of floors 0-1
     "sln": 1,
 }

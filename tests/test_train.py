@@ -139,6 +139,8 @@ def test_progress_bar_counts_steps_inside_the_epoch(tmp_path: Path, capsys: pyte
     err = capsys.readouterr().err
     # 256 / 32 = 8 steps: the bar counts the steps of the epoch
     assert re.search(r"epoch 1/1: 100%.*\b8/8 \[", err), err
+    # captured stderr is not a terminal: line mode, whole lines and no carriage-return frames
+    assert "\r" not in err, repr(err)
 
 
 def test_resume_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:

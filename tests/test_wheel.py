@@ -1,6 +1,7 @@
 """A real wheel: `python -m build` gives a wheel and an sdist carrying the C runtime; the wheel, installed
 into a fresh venv, runs `sln --version`, `sln models` and the engine (compiled from the installed
-sources on first use) from outside the checkout; without a C compiler the engine says so.
+sources on first use) from outside the checkout, a one-epoch `sln train` on a small MNIST slice and
+`sln export` of its checkpoint; without a C compiler the engine says so.
 
 The fresh venv has no pip and no packages of its own: torch, numpy, ... come from this venv's
 site-packages through a .pth line (not its .pth files, so the editable checkout of sln stays out),
@@ -90,6 +91,24 @@ def test_installed_wheel_runs_outside_the_checkout(built: dict[str, Path]) -> No
     diff, where = e.stdout.split()[-2:]
     assert float(diff) < 1e-4 and "site-packages" in where and str(ROOT) not in where
     assert list((built["tmp"] / "cache" / "host").glob("libsln-*.so"))     # compiled on first use
+
+
+def test_installed_wheel_trains_and_exports(built: dict[str, Path]) -> None:
+    # the CI path of a user: one epoch on a small slice of MNIST (already cached by setup, read through
+    # --data-dir: SLN_CACHE points at the test's own folder), then the int8 export for the C runtime
+    mnist = Path(os.environ.get("SLN_DATA") or Path.home() / ".cache" / "sln")
+    if not (mnist / "mnist").is_dir():
+        skip_or_fail_in_ci(f"MNIST is not cached in {mnist / 'mnist'} (bash scripts/setup.sh fetches it)")
+    sln, run = str(built["venv"] / "bin" / "sln"), built["tmp"] / "run"
+    t = _run(built, sln, "train", "--dataset", "mnist", "--model", "sln-tiny", "--epochs", "1",
+             "--limit-train", "256", "--limit-test", "100", "--n-neurons", "32", "--threads", "1",
+             "--no-progress", "--data-dir", str(mnist), "--out", str(run))
+    assert t.returncode == 0, t.stdout[-2000:] + t.stderr[-3000:]
+    assert (run / "checkpoint.safetensors").is_file() and (run / "curves.csv").is_file()
+    x = _run(built, sln, "export", "--checkpoint", str(run / "checkpoint.safetensors"), "--out", str(run / "exp"),
+             "--calib", "100", "--eval-limit", "50", "--data-dir", str(mnist))
+    assert x.returncode == 0, x.stdout[-2000:] + x.stderr[-3000:]
+    assert (run / "exp" / "model.sln").read_bytes()[:4] == b"SLNQ"
 
 
 def test_no_compiler_is_a_clear_message(built: dict[str, Path]) -> None:

@@ -98,13 +98,15 @@ def time_interleaved(items: list[tuple[dict[str, Any], dict[str, Callable[[int],
     measured in its own loop of n calls."""
     from tqdm import tqdm
 
+    from ..tasks.loop import bar_kwargs
+
     flat = [(row, key, fn) for row, timers in items for key, fn in timers.items()]
     for _, _, fn in flat:
         for i in range(warmup):
             fn(i)
     ts: list[list[float]] = [[] for _ in flat]
     rounds = max(1, math.ceil(n / block))
-    for r in tqdm(range(rounds), desc="batch-1 latency", disable=not progress, leave=False):
+    for r in tqdm(range(rounds), desc="batch-1 latency", leave=False, **bar_kwargs(progress)):
         for j, (_, _, fn) in enumerate(flat):
             fn(r * block)
             fn(r * block + 1)

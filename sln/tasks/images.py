@@ -20,6 +20,7 @@ from ..device import model_device
 from ..model import SLN, encode_images
 from ..prune import Pruner, image_sparsity
 from .classify import EvalBatch, describe, evaluate_classifier
+from .loop import bar_kwargs
 
 
 def random_shift(images: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -48,7 +49,7 @@ def _rows(a: np.ndarray | torch.Tensor, s: int, e: int) -> torch.Tensor:
 
 def _image_batches(model: SLN, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
                    batch_size: int, progress: bool) -> Iterator[EvalBatch]:
-    for s in tqdm(range(0, len(images), batch_size), desc="eval", leave=False, disable=not progress):
+    for s in tqdm(range(0, len(images), batch_size), desc="eval", leave=False, **bar_kwargs(progress)):
         yield encode_images(_rows(images, s, s + batch_size), model.cfg), None, None, _rows(labels, s, s + batch_size)
 
 

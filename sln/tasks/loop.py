@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from ..device import agree, all_reduce_sum_, init_distributed, is_main, resolve_
 
 CKPT = "checkpoint.safetensors"
 REFRESH_S = 0.5          # progress-bar postfix refresh: the only host sync of the running stats
+LINE_EVERY_S = 30.0      # off a terminal the bar is a log line, at most one per 30 s (bar_kwargs)
 
 
 @dataclass
@@ -146,6 +148,38 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> None:
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(metrics, indent=2))
     os.replace(tmp, out / "metrics.json")
+    if isinstance(metrics.get("history"), list) and metrics["history"]:
+        write_curves(out, metrics["history"])
+
+
+def curve_columns(history: list[dict[str, Any]]) -> list[str]:
+    """epoch, train_loss, then every other number the entries hold; a per-layer list `k` becomes
+    k_l0, k_l1, ... (first-seen order, so the columns follow the history, not a fixed schema)."""
+    cols: list[str] = ["epoch", "train_loss"]
+    for h in history:
+        for k, v in h.items():
+            names = ([f"{k}_l{i}" for i in range(len(v))] if isinstance(v, list)
+                     else [k] if isinstance(v, (int, float)) and not isinstance(v, bool) else [])
+            cols += [n for n in names if n not in cols]
+    return cols
+
+
+def write_curves(out: Path, history: list[dict[str, Any]]) -> None:
+    """curves.csv beside metrics.json: one row per evaluated epoch of the loop's history (atomic)."""
+    cols = curve_columns(history)
+    rows = [",".join(cols)]
+    for h in history:
+        flat: dict[str, Any] = {}
+        for k, v in h.items():
+            if isinstance(v, list):
+                flat.update({f"{k}_l{i}": x for i, x in enumerate(v)})
+            else:
+                flat[k] = v
+        rows.append(",".join("" if flat.get(c) is None else repr(flat[c]) if isinstance(flat[c], float)
+                             else str(flat[c]) for c in cols))
+    tmp = out / "curves.csv.tmp"
+    tmp.write_text("\n".join(rows) + "\n")
+    os.replace(tmp, out / "curves.csv")
 
 
 def resume_config(cfg: SLNConfig, opts: RunOptions) -> SLNConfig:
@@ -278,9 +312,8 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
         stats = {"loss": loss.detach(), **stats}
         ema = dict(stats) if not ema else {k: 0.9 * ema[k] + 0.1 * v for k, v in stats.items()}
         loss_sum, n_epoch = loss_sum + loss.detach(), n_epoch + 1
-        if budget:
-            bar.n = min(int(clock()), int(budget))
-            bar.refresh()
+        if budget:   # update(), not refresh(): a forced redraw per step would defeat line mode's interval
+            bar.update(max(0, min(int(clock()), int(budget)) - bar.n))
         else:
             bar.update(1)
         if opts.progress and main and time.monotonic() - last_show > REFRESH_S:
@@ -330,12 +363,40 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
 
 def _bar(progress: bool, step: int, spe: int, spec: TrainSpec, budget: float, total: int | None) -> tqdm:
     """Budget: one bar in seconds; max_steps: one bar in steps; epochs: one bar per epoch in steps."""
+    kw = bar_kwargs(progress)
     if budget:
-        return tqdm(total=int(budget), unit="s", desc="train", disable=not progress)
+        return tqdm(total=int(budget), unit="s", desc="train", **kw)
     if spec.max_steps is not None:
-        return tqdm(total=total, initial=step, unit="step", desc="train", disable=not progress)
+        return tqdm(total=total, initial=step, unit="step", desc="train", **kw)
     e = step // spe
-    return tqdm(total=spe, unit="step", desc=f"epoch {e + 1}/{spec.epochs}", disable=not progress)
+    return tqdm(total=spe, unit="step", desc=f"epoch {e + 1}/{spec.epochs}", **kw)
+
+
+class _Lines:
+    """A stderr that ends every tqdm frame with a newline instead of a carriage return: a log file
+    or CI console gets whole lines, never a flood of '\\r' redraws."""
+
+    def write(self, s: str) -> int:
+        s = s.replace("\r", "").replace("\x1b[A", "")    # a nested bar's cursor-up moves, too
+        if s.strip():
+            sys.stderr.write(s.rstrip("\n") + "\n")
+        return len(s)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def bar_kwargs(progress: bool) -> dict[str, Any]:
+    """tqdm options for sln's bars. On a terminal: the usual redrawn bar. Elsewhere (a log, a pipe,
+    CI): line mode, one line at most every LINE_EVERY_S seconds plus the last one, unless
+    SLN_PROGRESS=0 turns bars off (SLN_PROGRESS=1 forces the terminal bar)."""
+    env = os.environ.get("SLN_PROGRESS", "")
+    if not progress or env == "0":
+        return {"disable": True}
+    if env == "1" or sys.stderr.isatty():
+        return {"disable": False}
+    return {"disable": False, "file": _Lines(), "mininterval": LINE_EVERY_S, "maxinterval": LINE_EVERY_S,
+            "ascii": True, "dynamic_ncols": False, "ncols": 100}
 
 
 def _log(task: Task, head: str, ev: dict[str, Any], secs: float | None) -> None:
