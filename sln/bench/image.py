@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import intspec
 from ..baselines import (
     CFC_SIZES,
     VIT_SIZES,
@@ -65,19 +66,26 @@ LATENCY_PROTOCOL = "(interleaved with the other models in blocks of 10 after 2 u
 
 
 # --------------------------------------------------------------------------- SLN (fp32, event engine)
+def _f32_matrix_bytes(w: torch.Tensor) -> int:
+    """fp32 bytes of one weight matrix (out x in, as nn.Linear holds it) as the event engine's file
+    stores it (sln.fmt.float_model_bytes: input-major, column-sparse when that is smaller at 4 bytes
+    per value; intspec.storage_bytes: values + row steps + column pointers)."""
+    a = w.detach().cpu().numpy().T                       # (D, R): one row per input / winner
+    return intspec.storage_bytes(a, 4, intspec.choose_storage(a, 4))
+
+
 def sln_footprints(model: SLN) -> tuple[int, int]:
     """fp32 bytes of what the event engine may read -> (weight matrices, parameter vectors):
-    matrices per layer W_in (D_l x 2N) and W_rec (N x 2N), the readout (C x N); vectors per
-    layer the summed bias (2N), LayerNorm gain and shift and the boost (N each), the readout
-    bias (C). D_0 = input_size, D_l = N above."""
+    matrices per layer W_in (D_l x 2N) and W_rec (N x 2N) as stored (a pruned matrix column-sparse,
+    values + indices, `_f32_matrix_bytes`), the readout (C x N); vectors per layer the summed bias
+    (2N), LayerNorm gain and shift and the boost (N each), the readout bias (C)."""
     cfg = model.cfg
     N, C = cfg.n_neurons, cfg.n_classes
-    mat, vec = C * N, C
-    for layer in range(cfg.n_layers):
-        D = cfg.input_size if layer == 0 else N
-        mat += D * 2 * N + N * 2 * N
+    mat, vec = C * N * 4, C
+    for cell in model.cells:
+        mat += _f32_matrix_bytes(cell.w_in.weight) + _f32_matrix_bytes(cell.w_rec.weight)
         vec += 2 * N + 3 * N
-    return weight_footprint(0, mat), weight_footprint(0, vec)
+    return mat, weight_footprint(0, vec)
 
 
 def distinct_input_rows(seq: np.ndarray) -> float:
@@ -98,7 +106,7 @@ def _engine_ops(c: dict[str, float]) -> dict[str, float]:
     """Engine counters (Counts.per_term() names) -> estimate_pj's fp32 keys."""
     return {"macs": c["mac"], "acs": c["ac"], "adds": c["add"], "muls": c["mul"], "cmps": c["cmp"],
             "nonlin": c["nonlin"], "weight_bytes": c["weight_bytes"], "param_bytes": c["param_bytes"],
-            "act_bytes": c["act_bytes_read"] + c["act_bytes_written"]}
+            "index_bytes": c["index_bytes"], "act_bytes": c["act_bytes_read"] + c["act_bytes_written"]}
 
 
 def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.ndarray, args: argparse.Namespace,
@@ -125,7 +133,7 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
     ops = {"macs": s["effective_macs"], "acs": s["effective_acs"], "adds": s["elementwise_adds"],
            "muls": s["elementwise_muls"], "cmps": s["compares"], "nonlin": s["nonlinear_ops"],
            "weight_bytes": s["matrix_bytes_read"], "param_bytes": s["param_bytes_read"],
-           "act_bytes": s["act_bytes_read"] + s["act_bytes_written"]}
+           "index_bytes": s["index_bytes_read"], "act_bytes": s["act_bytes_read"] + s["act_bytes_written"]}
     (mfp, pfp), afp = sln_footprints(model), sln_act_footprint(model)
     e = energy(ops, mfp, afp, profile, "fp32", pfp)
     terms = term_energy_uj({t: _engine_ops(c) for t, c in counts.per_term().items()}, mfp, afp, profile, "fp32",
@@ -147,6 +155,7 @@ def evaluate_sln(name: str, family: str, model: SLN, xte: np.ndarray, yte: np.nd
                         "nonlin": s["nonlinear_ops"]},
         "weight_bytes_read": s["weight_bytes_read"], "act_bytes": ops["act_bytes"],
         "matrix_bytes_read": s["matrix_bytes_read"], "param_bytes_read": s["param_bytes_read"],
+        "index_bytes_read": s["index_bytes_read"],
         "weight_footprint_bytes": mfp + pfp, "matrix_footprint_bytes": mfp, "param_footprint_bytes": pfp,
         "act_footprint_bytes": afp,
         "weight_memory_level": e["weight_level"], "param_memory_level": e["param_level"],
