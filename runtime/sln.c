@@ -122,6 +122,19 @@ static sln_status check_values_q(sln_model *m)
       return SLN_ERR_VALUE;
   }
   if (!check_requant(m->ro[SLN_T_OUT_MULT], m->ro[SLN_T_OUT_SHIFT], m->n_classes)) return SLN_ERR_VALUE;
+  if (m->model_kind == SLN_KIND_EVENT_MODEL) { /* bucket tables, ascending edges >= 1, residual requant, Q formats */
+    uint32_t b;
+    for (l = 0; l < m->n_layers; l++)
+      if (!check_range(m->layers[l].t[SLN_T_GATE_LUTS], SLN_EVENT_BUCKETS * (SLN_LUT_SIZE + 1u), 0, SLN_ALPHA_ONE - 1))
+        return SLN_ERR_VALUE;
+    for (b = 0; b + 1u < SLN_EVENT_BUCKETS; b++)
+      if (b == 0u ? ld32(m->ro[SLN_T_DT_EDGES], 0) < 1
+                  : ld32(m->ro[SLN_T_DT_EDGES], b) <= ld32(m->ro[SLN_T_DT_EDGES], b - 1u)) /* no +1: no overflow */
+        return SLN_ERR_VALUE;
+    if (!check_requant(m->ro[SLN_T_RESID_MULT], m->ro[SLN_T_RESID_SHIFT], m->n_classes) ||
+        !check_range(m->ro[SLN_T_EVENT_PARAMS], 2u, 0, 16) || !check_range(m->ro[SLN_T_EVENT_PARAMS] + 8, 2u, 0, 0))
+      return SLN_ERR_VALUE;
+  }
   return SLN_OK;
 }
 
@@ -158,6 +171,10 @@ static int config_ok(const sln_model *m)
     return 0;
   }
   if (m->model_kind == SLN_KIND_CHAR_LM && (m->n_steps != 1u || m->input_size != m->n_classes)) return 0;
+  if (m->model_kind == SLN_KIND_TOKEN_CLASSIFIER && m->numeric != SLN_NUMERIC_INT8) return 0;
+  if (m->model_kind == SLN_KIND_EVENT_MODEL && (m->numeric != SLN_NUMERIC_INT8 || m->n_steps != 1u ||
+                                                m->input_size > SLN_EVENT_MAX_INPUT || m->n_classes != m->input_size))
+    return 0; /* event model: int8 reconstruction of its own <= 128 features, one step at a time */
   return 1;
 }
 
@@ -196,6 +213,7 @@ static sln_status check_kinds(sln_model *m, const uint32_t *seen, uint32_t (*nnz
     if (l < m->n_layers)
       for (x = 0; x < 2u; x++)
         if (seen[l] & sparse_mask[x]) want = (want & ~(1u << dense_kind[x])) | sparse_mask[x];
+    if (m->model_kind == SLN_KIND_EVENT_MODEL) want |= l < m->n_layers ? SLN_KINDS_LAYER_EVENTS : SLN_KINDS_READOUT_EVENTS;
     if (seen[l] != want) return SLN_ERR_TENSOR_MISSING;
   }
   for (l = 0; l < m->n_layers; l++) {
@@ -453,7 +471,8 @@ static int32_t gate(const uint8_t *lut, int32_t v, int32_t F)
   return l0 + (int32_t)shr_floor((int64_t)(l1 - l0) * fr, s);
 }
 
-static void layer_step_q(const sln_model *m, uint32_t l, const st_view *w, const ev_in *in)
+/* lut: the gate table of this step (the layer's alpha_lut, or an event model's dt-bucket table) */
+static void layer_step_q(const sln_model *m, uint32_t l, const st_view *w, const ev_in *in, const uint8_t *lut)
 {
   const sln_layer *L = &m->layers[l];
   const uint8_t *const *t = L->t;
@@ -498,7 +517,7 @@ static void layer_step_q(const sln_model *m, uint32_t l, const st_view *w, const
     int64_t nq = shr_round((a[i] - mean) * inv, SLN_INV_BITS - SLN_NORM_FRAC);
     int32_t c = sat(shr_round((int64_t)ld32(t[SLN_T_LN_GAMMA], i) * nq + ld32(t[SLN_T_LN_BETA], i), sh_c), 0,
                     SLN_H_MAX);
-    int32_t alpha = gate(t[SLN_T_ALPHA_LUT], a[N + i], L->a_frac);
+    int32_t alpha = gate(lut, a[N + i], L->a_frac);
     h[i] = (int16_t)((alpha * (int32_t)h[i] + (SLN_ALPHA_ONE - alpha) * c + (SLN_ALPHA_ONE >> 1)) >> 15);
   }
   /* k-WTA on boost * h: insertion into a sorted list; strict comparisons keep the lower
@@ -752,7 +771,7 @@ static void step_all(const sln_model *m, const st_view *w, const ev_in *in, floa
       continue;
     }
 #endif
-    layer_step_q(m, l, w, src);
+    layer_step_q(m, l, w, src, m->layers[l].t[SLN_T_ALPHA_LUT]);
   }
   (void)dt;
   (void)counters;
@@ -966,6 +985,107 @@ sln_status sln_lm_step(const sln_model *m, void *state, size_t state_len, uint32
   in.n = 1u;
   step_all(m, &w, &in, 1.0f, NULL);
   readout_winners(m, &w, logits);
+  return SLN_OK;
+}
+
+/* token classifier (intspec.token_forward): one token event per step, readout of the mean of the top
+ * layer over the n steps: logit_c = sat(round_div(rq(W_o acc, M_out_c), n) + b_c) */
+sln_status sln_classify_tokens(const sln_model *m, const uint16_t *tokens, uint32_t n, void *ws, size_t ws_len,
+                               int32_t *logits)
+{
+  st_view w;
+  size_t acc_off, need;
+  uint32_t t, i, c, nf = 0, top;
+  int32_t *racc, *fired;
+  const int16_t one = 1; /* one-hot input: one event of value 1 */
+  const int8_t *w_out;
+  sln_status st;
+  if (!model_ok(m) || tokens == NULL || logits == NULL || m->model_kind != SLN_KIND_TOKEN_CLASSIFIER ||
+      m->numeric != SLN_NUMERIC_INT8)
+    return SLN_ERR_ARG;
+  need = workspace_layout(m, &acc_off);
+  if ((st = check_buf(m, ws, ws_len, need)) != SLN_OK) return st;
+  if (n < 1u || n > m->n_steps) return SLN_ERR_ARG;
+  for (t = 0; t < n; t++)
+    if (tokens[t] >= m->input_size) return SLN_ERR_ARG;
+  memset(ws, 0, need);
+  state_layout(m, (uint8_t *)ws, &w);
+  racc = (int32_t *)(void *)((uint8_t *)ws + acc_off);
+  fired = (int32_t *)w.acc_in; /* scratch: ids of the neurons with a nonzero sum */
+  top = m->n_layers - 1u;
+  for (t = 0; t < n; t++) {
+    ev_in in;
+    const int16_t *tv = (const int16_t *)w.wv[top];
+    in.idx = tokens + t;
+    in.val = &one;
+    in.n = 1u;
+    step_all(m, &w, &in, 1.0f, NULL);
+    for (i = 0; i < (uint32_t)*w.nw[top]; i++) racc[w.wi[top][i]] += tv[i];
+  }
+  w_out = (const int8_t *)m->ro[SLN_T_W_OUT];
+  for (i = 0; i < m->n_neurons; i++)
+    if (racc[i] != 0) fired[nf++] = (int32_t)i;
+  for (c = 0; c < m->n_classes; c++) {
+    int64_t dot = 0, q;
+    for (i = 0; i < nf; i++) dot += (int64_t)w_out[(size_t)fired[i] * m->n_classes + c] * racc[fired[i]];
+    q = shr_round(dot * ld32(m->ro[SLN_T_OUT_MULT], c), (int)ld32(m->ro[SLN_T_OUT_SHIFT], c));
+    logits[c] = sat(floor_div(2 * q + (int64_t)n, 2 * (int64_t)n) + ld32(m->ro[SLN_T_OUT_BIAS], c), INT32_MIN,
+                    INT32_MAX);
+  }
+  return SLN_OK;
+}
+
+/* event model (intspec_events.events_step): int16 feature events, the dt bucket's gate table, the per-step
+ * readout from the winners, the weighted residual's sum of squares */
+sln_status sln_events_step(const sln_model *m, void *state, size_t state_len, const int16_t *x, uint32_t dt_us,
+                           int32_t *out, uint64_t *sq, uint32_t *bucket)
+{
+  st_view w;
+  ev_in in;
+  uint16_t idx[SLN_EVENT_MAX_INPUT];
+  int16_t val[SLN_EVENT_MAX_INPUT];
+  uint32_t i, l, b = 0, n = 0;
+  int32_t xf;
+  uint64_t acc = 0;
+  const int32_t e_max = (1 << 20) - 1;
+  sln_status st = check_buf(m, state, state_len, model_ok(m) ? state_layout(m, NULL, NULL) : 0u);
+  if (st != SLN_OK) return st;
+  if (x == NULL || out == NULL || sq == NULL || m->model_kind != SLN_KIND_EVENT_MODEL ||
+      m->numeric != SLN_NUMERIC_INT8)
+    return SLN_ERR_ARG;
+  for (i = 0; i < m->input_size; i++) {
+    if (x[i] == INT16_MIN) return SLN_ERR_ARG; /* |x| < 2^15: the accumulator bound */
+    if (x[i] != 0) {
+      idx[n] = (uint16_t)i;
+      val[n++] = x[i];
+    }
+  }
+  while (b + 1u < SLN_EVENT_BUCKETS && (int64_t)dt_us >= (int64_t)ld32(m->ro[SLN_T_DT_EDGES], b)) b++;
+  state_layout(m, (uint8_t *)state, &w);
+  in.idx = idx;
+  in.val = val;
+  in.n = n;
+  for (l = 0; l < m->n_layers; l++) {
+    ev_in below;
+    const ev_in *src = &in;
+    if (l > 0u) {
+      below.idx = w.wi[l - 1u];
+      below.val = w.wv[l - 1u];
+      below.n = (uint32_t)*w.nw[l - 1u];
+      src = &below;
+    }
+    layer_step_q(m, l, &w, src, m->layers[l].t[SLN_T_GATE_LUTS] + (size_t)b * 4u * (SLN_LUT_SIZE + 1u));
+  }
+  readout_winners(m, &w, out);
+  xf = ld32(m->ro[SLN_T_EVENT_PARAMS], 0);
+  for (i = 0; i < m->n_classes; i++) {
+    int64_t r = (int64_t)out[i] - (int64_t)x[i] * ((int64_t)1 << (16 - xf));
+    int32_t e = sat(shr_round(r * ld32(m->ro[SLN_T_RESID_MULT], i), (int)ld32(m->ro[SLN_T_RESID_SHIFT], i)), -e_max,
+                    e_max);
+    acc += (uint64_t)((int64_t)e * e);
+  }
+  *sq = acc;
+  if (bucket != NULL) *bucket = b;
   return SLN_OK;
 }
 

@@ -18,7 +18,9 @@
  *   sln_run(&m, pixels, m.n_steps * m.input_size, NULL, ws, sizeof ws, logits, NULL, NULL);
  *
  * character LM: sln_load(..., SLN_KIND_CHAR_LM); sln_reset(state); sln_lm_step(token) per
- * character; sln_sample(logits) for the next one. The model keeps pointers into `file_bytes`,
+ * character; sln_sample(logits) for the next one. token classifier (the domain detector):
+ * sln_load(..., SLN_KIND_TOKEN_CLASSIFIER); sln_classify_tokens(ids, n) per sequence.
+ * The model keeps pointers into `file_bytes`,
  * which must outlive it. Every call returns an sln_status (sln_status_name excepted); none
  * allocates memory, none reads outside the buffers it was given.
  */
@@ -30,7 +32,7 @@
 
 #include "sln_format.h"
 
-#define SLN_KIND_SLOTS (SLN_N_LAYER_TENSORS + 1u) /* tensor kinds 1..18 (index 0 unused) */
+#define SLN_KIND_SLOTS (SLN_N_LAYER_KINDS + 1u) /* tensor kinds 1..19 (index 0 unused; 19: event models) */
 
 typedef struct sln_layer {
   uint32_t d_in;          /* inputs of this layer: input_size (layer 0) or n_neurons */
@@ -47,7 +49,7 @@ typedef struct sln_model {
   /* config, named as SLNConfig's fields; n_steps 0 for float32 (the caller gives T) */
   uint32_t input_size, n_classes, n_neurons, n_layers, k, n_steps;
   sln_layer layers[SLN_MAX_LAYERS];
-  const uint8_t *ro[SLN_N_READOUT_TENSORS + 1u]; /* readout tensors by kind */
+  const uint8_t *ro[SLN_N_READOUT_KINDS + 1u]; /* readout tensors by kind (5..8: event models) */
 } sln_model;
 
 /* Parse and validate a model file held in memory (`data`, `len` bytes) whose header
@@ -88,7 +90,25 @@ sln_status sln_run(const sln_model *m, const void *input, size_t input_len, cons
  * the next one, read from the k winners of the top layer of this step. */
 sln_status sln_lm_step(const sln_model *m, void *state, size_t state_len, uint32_t token, int32_t *logits);
 
+/* Token classifier (int8, model_kind SLN_KIND_TOKEN_CLASSIFIER, e.g. the domain detector): classify
+ * one sequence of n token ids (1 <= n <= n_steps, each < input_size; else SLN_ERR_ARG) from a zero
+ * state, one input event of value 1 per step (as sln_lm_step). ws: >= sln_workspace_size bytes,
+ * 4-byte aligned. logits: n_classes int32 (Q16) = readout of the mean of the top layer over the n
+ * steps (sln/intspec.py token_forward, bit for bit). */
+sln_status sln_classify_tokens(const sln_model *m, const uint16_t *tokens, uint32_t n, void *ws, size_t ws_len,
+                               int32_t *logits);
+
 /* Index of the largest logit (ties: lowest index) into *best. */
+/* Event model (model_kind 3, sln/intspec_events.py): one step per event (a network packet) with its
+ * input_size int16 features x (Q x_frac; -32768 refused) and the elapsed time dt_us (microseconds),
+ * which selects one of SLN_EVENT_BUCKETS gate tables; then the per-step readout out (n_classes int32,
+ * Q16) and the reconstruction score *sq = sum_c e_c^2 of the weighted residuals
+ * e_c = sat(rq(out_c - x_c 2^(16 - x_frac)), +-(2^20 - 1)) (Q e_frac); the bucket used in *bucket
+ * (may be NULL). state: sln_state_size bytes, zeroed by sln_reset. */
+#define SLN_EVENT_MAX_INPUT 128u
+sln_status sln_events_step(const sln_model *m, void *state, size_t state_len, const int16_t *x, uint32_t dt_us,
+                           int32_t *out, uint64_t *sq, uint32_t *bucket);
+
 sln_status sln_argmax(const int32_t *logits, uint32_t n, uint32_t *best);
 
 /* Deterministic integer sampler (sln/intspec.py `Sampler`): xorshift32 RNG, temperature

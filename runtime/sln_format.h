@@ -25,12 +25,14 @@
 #define SLN_HDR_N_STEPS 36u /* steps per sample (784 / input_size for MNIST; 0 for float32: given per run) */
 #define SLN_HDR_N_TENSORS 40u /* entries in the tensor table */
 #define SLN_HDR_TABLE_OFFSET 44u /* byte offset of the tensor table */
-#define SLN_HDR_MODEL_KIND 48u /* 0 = classifier (sln_run); 1 = character LM (sln_lm_step, n_steps 1); was zero padding */
+#define SLN_HDR_MODEL_KIND 48u /* 0 = classifier (sln_run); 1 = character LM (sln_lm_step, n_steps 1); 2 = token classifier (sln_classify_tokens, n_steps = most tokens); 3 = event model (sln_events_step, n_steps 1); was zero padding */
 #define SLN_HDR_NUMERIC 52u /* 0 = int8 (requantised integers); 1 = float32 (host engine); was zero padding */
 
 /* model kinds (header field model_kind) */
 #define SLN_KIND_CLASSIFIER 0u
 #define SLN_KIND_CHAR_LM 1u
+#define SLN_KIND_TOKEN_CLASSIFIER 2u
+#define SLN_KIND_EVENT_MODEL 3u
 
 /* numerics (header field numeric) */
 #define SLN_NUMERIC_INT8 0u
@@ -67,6 +69,17 @@
 #define SLN_T_OUT_BIAS 4u /* readout int32[n_classes]: readout bias, Q16; float32 files: float32[n_classes]: readout bias */
 #define SLN_N_LAYER_TENSORS 18u /* kinds 1..18 */
 #define SLN_N_READOUT_TENSORS 4u
+/* event models only (model_kind 3): their extra tensors, required there and refused elsewhere */
+#define SLN_T_GATE_LUTS 19u /* int32[8 * lut_points]: event model: one gate table alpha(v) per dt bucket, Q15 */
+#define SLN_T_DT_EDGES 5u /* readout int32[7]: event model: bucket = number of edges <= dt (us), strictly ascending, >= 1 */
+#define SLN_T_RESID_MULT 6u /* readout int32[n_classes]: event model: requant multipliers of the weighted residual */
+#define SLN_T_RESID_SHIFT 7u /* readout int32[n_classes]: event model: requant shifts of the weighted residual */
+#define SLN_T_EVENT_PARAMS 8u /* readout int32[4]: event model: x_frac (0..16), e_frac (0..16), reserved 0, 0 */
+#define SLN_KINDS_LAYER_EVENTS 0x80000u
+#define SLN_KINDS_READOUT_EVENTS 0x1E0u
+#define SLN_N_LAYER_KINDS 19u /* highest layer kind */
+#define SLN_N_READOUT_KINDS 8u /* highest readout kind */
+#define SLN_EVENT_BUCKETS 8u /* dt buckets of an event model */
 /* bit `kind` set for every tensor a file of that numeric must hold exactly once */
 #define SLN_KINDS_LAYER_INT8 0x1FFEu
 #define SLN_KINDS_READOUT_INT8 0x1Eu
@@ -171,6 +184,7 @@ static inline uint32_t sln_expected_count(uint32_t numeric, uint32_t readout, ui
     case 16u: *dtype = SLN_DTYPE_INT32; return n_neurons + 1;
     case 17u: *dtype = SLN_DTYPE_UINT8; return SLN_COUNT_FROM_PTR;
     case 18u: *dtype = SLN_DTYPE_INT8; return SLN_COUNT_FROM_PTR;
+    case 19u: *dtype = SLN_DTYPE_INT32; return 8 * lut_points;
     default: return 0u;
     }
   }
@@ -180,6 +194,10 @@ static inline uint32_t sln_expected_count(uint32_t numeric, uint32_t readout, ui
     case 2u: *dtype = SLN_DTYPE_INT32; return n_classes;
     case 3u: *dtype = SLN_DTYPE_INT32; return n_classes;
     case 4u: *dtype = SLN_DTYPE_INT32; return n_classes;
+    case 5u: *dtype = SLN_DTYPE_INT32; return 7;
+    case 6u: *dtype = SLN_DTYPE_INT32; return n_classes;
+    case 7u: *dtype = SLN_DTYPE_INT32; return n_classes;
+    case 8u: *dtype = SLN_DTYPE_INT32; return 4;
     default: return 0u;
     }
   }

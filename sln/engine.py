@@ -43,12 +43,7 @@ twice (the steps are sequential; docs/ENERGY.md "Input-row reuse" has the measur
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +51,7 @@ import numpy as np
 import torch
 
 from . import fmt
+from .cbuild import build_shared
 from .model import SLN
 
 # Column order of the counters: the table in sln/fmt.py, generated into runtime/sln_format.h.
@@ -158,51 +154,14 @@ _LIB: ctypes.CDLL | None = None
 _MODEL_STRUCT_BYTES = 0
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("SLN_CACHE", Path.home() / ".cache" / "sln")) / "host"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("model name", "flags")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _sources() -> bytes:
-    return b"".join(p.read_bytes() for p in (HOST_SRC, *HOST_HDRS))
-
-
 def build_host_library(force: bool = False) -> Path:
     """Compile runtime/sln.c (float32 + counters) into the cache (keyed by sources + flags) -> .so path.
 
     Raises EngineBuildError with what to do when there is no compiler or the build fails.
     """
-    if not all(p.is_file() for p in (HOST_SRC, *HOST_HDRS)):
-        raise EngineBuildError(f"C sources in {RUNTIME} are missing (incomplete checkout?)")
-    cc = os.environ.get("CC", "gcc")
-    # -march=native: the key includes the CPU so a shared cache never serves a foreign build
-    key = hashlib.sha256(_sources() + " ".join([cc, *CFLAGS, platform.machine(), _cpu_model()]).encode()
-                         ).hexdigest()[:16]
-    out = cache_dir() / f"libsln-{key}.so"
-    if out.is_file() and not force:
-        return out
-    if shutil.which(cc) is None:
-        raise EngineBuildError(
-            f"no C compiler ({cc!r} not on PATH): the engine is the C runtime and needs one "
-            f"(apt-get install gcc, or set CC); or run `make -C runtime engine` elsewhere and set SLN_HOST_LIB")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        tmp_so = Path(tmp) / out.name
-        proc = subprocess.run([cc, *CFLAGS, "-I", str(RUNTIME), "-o", str(tmp_so), str(HOST_SRC), "-lm"],
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise EngineBuildError(f"building {HOST_SRC} failed:\n{proc.stderr.strip()}")
-        os.replace(tmp_so, out)  # atomic: concurrent builders never see half a library
-    return out
+    return build_shared("sln", [HOST_SRC], CFLAGS, headers=HOST_HDRS, error=EngineBuildError, force=force,
+                        no_compiler="the engine is the C runtime and needs one; or run `make -C runtime engine` "
+                                    "elsewhere and set SLN_HOST_LIB")
 
 
 def load_host_library() -> ctypes.CDLL:

@@ -62,7 +62,9 @@ HEADER_FIELDS: list[tuple[str, str]] = [
     ("n_steps", "steps per sample (784 / input_size for MNIST; 0 for float32: given per run)"),
     ("n_tensors", "entries in the tensor table"),
     ("table_offset", "byte offset of the tensor table"),
-    ("model_kind", "0 = classifier (sln_run); 1 = character LM (sln_lm_step, n_steps 1); was zero padding"),
+    ("model_kind", "0 = classifier (sln_run); 1 = character LM (sln_lm_step, n_steps 1); 2 = token classifier "
+                   "(sln_classify_tokens, n_steps = most tokens); 3 = event model (sln_events_step, n_steps 1); "
+                   "was zero padding"),
     ("numeric", "0 = int8 (requantised integers); 1 = float32 (host engine); was zero padding"),
 ]
 HEADER_OFFSETS = {name: 4 * i for i, (name, _) in enumerate(HEADER_FIELDS)}
@@ -74,7 +76,7 @@ DTYPES: dict[str, tuple[int, int, str]] = {  # name -> (code, element bytes, num
     "uint8": (4, 1, "<u1"),
 }
 NUMERICS = {"int8": 0, "float32": 1}
-MODEL_KINDS = {"classifier": 0, "char_lm": 1}
+MODEL_KINDS = {"classifier": 0, "char_lm": 1, "token_classifier": 2, "event_model": 3}
 
 # kind -> (name, dtype, count expression over d_in, n_neurons, n_classes, lut_points, description).
 # A count expression is a sum of products of those names and integers; "nnz" = the last entry of
@@ -125,6 +127,19 @@ FLOAT_READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
 # dense matrix name -> (its kind, the kinds of its column-sparse alternative: ptr, delta, val)
 SPARSE_KINDS: dict[str, tuple[int, tuple[int, int, int]]] = {"w_in": (1, (13, 14, 15)), "w_rec": (4, (16, 17, 18))}
 SPARSE_ONLY_KINDS = {kd for _, kinds in SPARSE_KINDS.values() for kd in kinds}
+# Event models (model_kind 3, sln/intspec_events.py): extra int8 tensors that only such a file holds (and
+# must hold, exactly once); every other kind of file must not. Kept out of LAYER_TENSORS / READOUT_TENSORS
+# so the tables of the other kinds are unchanged. EVENT_BUCKETS dt buckets, each with its own gate table.
+EVENT_BUCKETS = 8            # the count expressions below ("8 * lut_points", "7") follow it
+EVENT_LAYER_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    19: ("gate_luts", "int32", "8 * lut_points", "event model: one gate table alpha(v) per dt bucket, Q15"),
+}
+EVENT_READOUT_TENSORS: dict[int, tuple[str, str, str, str]] = {
+    5: ("dt_edges", "int32", "7", "event model: bucket = number of edges <= dt (us), strictly ascending, >= 1"),
+    6: ("resid_mult", "int32", "n_classes", "event model: requant multipliers of the weighted residual"),
+    7: ("resid_shift", "int32", "n_classes", "event model: requant shifts of the weighted residual"),
+    8: ("event_params", "int32", "4", "event model: x_frac (0..16), e_frac (0..16), reserved 0, 0"),
+}
 # (numeric, readout?) -> table: what the writers write and the loader requires
 TENSORS: dict[tuple[str, bool], dict[int, tuple[str, str, str, str]]] = {
     ("int8", False): LAYER_TENSORS, ("int8", True): READOUT_TENSORS,
@@ -257,7 +272,8 @@ def _storage(layout: str, pick: Any) -> dict[str, str]:
     return {name: pick(name) if layout == "auto" else layout for name in SPARSE_KINDS}
 
 
-def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"], layout: str = "auto") -> bytes:
+def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"], layout: str = "auto",
+             extra: list[tuple[int, str, np.ndarray]] | None = None) -> bytes:
     """An int8 model (numeric 0) -> .sln bytes. layout: "auto" stores each W_in / W_rec as its
     QLayer.storage says, else the smaller (intspec.matrix_storage); "dense" / "sparse" force it."""
     tensors: list[tuple[int, str, np.ndarray]] = []
@@ -271,7 +287,7 @@ def to_bytes(qm: QModel, model_kind: int = MODEL_KINDS["classifier"], layout: st
     dims = {"input_size": qm.input_size, "n_classes": qm.n_classes, "n_neurons": qm.n_neurons,
             "n_layers": qm.n_layers, "k": qm.k, "n_steps": qm.n_steps, "model_kind": model_kind,
             "numeric": NUMERICS["int8"]}
-    return _pack(dims, tensors)
+    return _pack(dims, tensors + list(extra or []))
 
 
 def float_model_bytes(model: Any, layout: str = "auto") -> bytes:
@@ -283,6 +299,8 @@ def float_model_bytes(model: Any, layout: str = "auto") -> bytes:
         return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
 
     cfg = model.cfg
+    if getattr(cfg, "readout", "mean") != "mean":
+        raise ValueError(f"readout {cfg.readout!r} (last-state readout) is not in the .sln format; only 'mean'")
     tensors: list[tuple[int, str, np.ndarray]] = []
     for li, cell in enumerate(model.cells):
         has_boost = 1.0 if cell.boost_beta > 0 else 0.0
@@ -385,6 +403,49 @@ def lm_from_bytes(data: bytes) -> QModel:
     return from_bytes(data)
 
 
+def token_to_bytes(qm: QModel) -> bytes:
+    """A token classifier (intspec.token_forward: one-hot token events, mean readout over the valid
+    steps, n_steps = the most tokens a sequence may hold) -> .sln bytes of model_kind 2."""
+    return to_bytes(qm, MODEL_KINDS["token_classifier"])
+
+
+def token_from_bytes(data: bytes) -> QModel:
+    if header_of(data)["model_kind"] != MODEL_KINDS["token_classifier"]:
+        raise ValueError("not a token-classifier .sln file (model_kind != 2)")
+    return from_bytes(data)
+
+
+def events_to_bytes(qm: QModel, ev: dict[str, Any]) -> bytes:
+    """An event model (sln/intspec_events.py: int16 feature events, dt buckets, per-step readout and
+    weighted residual) -> .sln bytes of model_kind 3. ev: gate_luts (n_layers, EVENT_BUCKETS, 257),
+    dt_edges (EVENT_BUCKETS - 1,), resid_mult / resid_shift (C,), x_frac, e_frac."""
+    L = qm.n_layers
+    extra = [(li * 256 + 19, "int32", np.asarray(ev["gate_luts"][li])) for li in range(L)]
+    extra += [(L * 256 + kind, dtype, np.asarray(ev[name]) if name != "event_params" else
+               np.array([ev["x_frac"], ev["e_frac"], 0, 0], np.int64))
+              for kind, (name, dtype, _, _) in EVENT_READOUT_TENSORS.items()]
+    return to_bytes(qm, MODEL_KINDS["event_model"], extra=extra)
+
+
+def events_from_bytes(data: bytes) -> tuple[QModel, dict[str, Any]]:
+    """-> (the liquid layers + readout, the event fields as `events_to_bytes` takes them)."""
+    h = header_of(data)
+    if h["model_kind"] != MODEL_KINDS["event_model"]:
+        raise ValueError("not an event-model .sln file (model_kind != 3)")
+    qm = from_bytes(data)
+    t = {tid: a.astype(np.int64) for tid, a in tensors_of(data).items()}
+    L = h["n_layers"]
+    try:
+        ev: dict[str, Any] = {name: t[L * 256 + kind] for kind, (name, *_) in EVENT_READOUT_TENSORS.items()}
+        ev["gate_luts"] = np.stack([t[li * 256 + 19].reshape(EVENT_BUCKETS, intspec.LUT_SIZE + 1)
+                                    for li in range(L)])
+    except KeyError as e:
+        raise ValueError(f"event-model tensor missing: {e}") from e
+    p = ev.pop("event_params")
+    ev["x_frac"], ev["e_frac"] = int(p[0]), int(p[1])
+    return qm, ev
+
+
 # --- caller-owned memory (mirrors of sln_state_size / sln_workspace_size in runtime/sln.c) --------
 def _a4(x: int) -> int:
     return (x + 3) & ~3
@@ -464,6 +525,15 @@ def generate_c_header() -> str:
             out.append(f"#define SLN_T_{name.upper()} {kind}u /* {where}{dtype}[{expr}]: {desc}{also} */")
     out.append(f"#define SLN_N_LAYER_TENSORS {len(LAYER_TENSORS)}u /* kinds 1..{max(LAYER_TENSORS)} */")
     out.append(f"#define SLN_N_READOUT_TENSORS {len(READOUT_TENSORS)}u")
+    out += ["/* event models only (model_kind 3): their extra tensors, required there and refused elsewhere */"]
+    for where, table in (("", EVENT_LAYER_TENSORS), ("readout ", EVENT_READOUT_TENSORS)):
+        out += [f"#define SLN_T_{name.upper()} {kind}u /* {where}{dtype}[{expr}]: {desc} */"
+                for kind, (name, dtype, expr, desc) in table.items()]
+    out.append(f"#define SLN_KINDS_LAYER_EVENTS 0x{_kind_mask(EVENT_LAYER_TENSORS):X}u")
+    out.append(f"#define SLN_KINDS_READOUT_EVENTS 0x{_kind_mask(EVENT_READOUT_TENSORS):X}u")
+    out.append(f"#define SLN_N_LAYER_KINDS {max(EVENT_LAYER_TENSORS)}u /* highest layer kind */")
+    out.append(f"#define SLN_N_READOUT_KINDS {max(EVENT_READOUT_TENSORS)}u /* highest readout kind */")
+    out.append(f"#define SLN_EVENT_BUCKETS {EVENT_BUCKETS}u /* dt buckets of an event model */")
     out += ["/* bit `kind` set for every tensor a file of that numeric must hold exactly once */"]
     for (num, readout), table in TENSORS.items():
         out.append(f"#define SLN_KINDS_{'READOUT' if readout else 'LAYER'}_{num.upper()} 0x{_kind_mask(table):X}u")
@@ -499,6 +569,8 @@ def generate_c_header() -> str:
     for (num, readout), table in TENSORS.items():
         out += [f"  if (numeric == SLN_NUMERIC_{num.upper()} && {'' if readout else '!'}readout) {{",
                 "    switch (kind) {"]
+        if num == "int8":   # the event kinds (the loader's kind masks say which files may hold them)
+            table = {**table, **(EVENT_READOUT_TENSORS if readout else EVENT_LAYER_TENSORS)}
         out += [f"    case {kind}u: *dtype = SLN_DTYPE_{dtype.upper()}; "
                 f"return {'SLN_COUNT_FROM_PTR' if expr == 'nnz' else expr};"
                 for kind, (_, dtype, expr, _) in table.items()]

@@ -456,6 +456,52 @@ def lm_step(qm: QModel, token: int, state: QState) -> np.ndarray:
     return readout(qm, q_step(qm, state, x))[0]
 
 
+def token_readout(qm: QModel, acc: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Token classifier readout: acc (B, N) = sum of the top layer's y over each sample's L valid
+    steps -> logit_c = sat(round_div(rq(sum_i w_out_q[c,i] acc_i, M_out_c), L) + b_c) (Q16). M_out holds
+    no 1/T (the file's n_steps is only the most tokens a sequence may hold): the mean is this division."""
+    dot = matmul_exact(acc, qm.w_out)
+    s = round_div(requant(dot, qm.out_mult, qm.out_shift), lengths.astype(np.int64)[:, None])
+    return np.clip(s + qm.out_bias, -2 ** 31, 2 ** 31 - 1)
+
+
+def token_forward(qm: QModel, ids: np.ndarray, lengths: np.ndarray, counter: IntCounts | None = None
+                  ) -> np.ndarray:
+    """The integer token classifier (model_kind 2: the domain detector): ids (B, T) int token ids
+    (< input_size; one input event of value 1 per step, as the LM's), lengths (B,) valid steps
+    (1..n_steps; steps past a sample's length are not run) -> logits int64 (B, C) in Q16.
+    With `counter`, counts only the valid steps (what runtime/sln.c sln_classify_tokens executes)."""
+    ids = np.asarray(ids, np.int64).reshape(len(ids), -1)
+    lengths = np.asarray(lengths, np.int64)
+    B = len(ids)
+    if lengths.shape != (B,) or (lengths < 1).any() or (lengths > min(qm.n_steps, ids.shape[1])).any():
+        raise ValueError(f"every length must be in 1..{qm.n_steps} (and <= the ids' width)")
+    valid = np.arange(ids.shape[1])[None, :] < lengths[:, None]
+    if ((ids < 0) | (ids >= qm.input_size))[valid].any():
+        raise ValueError(f"a token id is outside the vocabulary (0..{qm.input_size - 1})")
+    st = init_state(qm, B)
+    racc = np.zeros((B, qm.n_neurons), np.int64)
+    for t in range(int(lengths.max(initial=0))):
+        rows = np.nonzero(lengths > t)[0]
+        sub = QState([h[rows] for h in st.h], [y[rows] for y in st.y], [w[rows] for w in st.win])
+        x = np.zeros((len(rows), qm.input_size), np.int64)
+        x[np.arange(len(rows)), ids[rows, t]] = 1
+        y = q_step(qm, sub, x, counter)
+        for li in range(qm.n_layers):
+            st.h[li][rows], st.y[li][rows], st.win[li][rows] = sub.h[li], sub.y[li], sub.win[li]
+        racc[rows] += y
+        if counter is not None:   # readout accumulator, as reference_forward
+            ro, mt = counter.terms["readout"], float((y != 0).sum())
+            ro["adds32"] += mt
+            ro["act_bytes"] += mt * 4 + mt * 4 * 2
+            ro["events"] += mt
+    if counter is not None:       # the readout's counts, + one division (1 mul + 1 add) per logit
+        readout(qm, racc, counter)
+        counter.terms["readout"]["muls32"] += B * qm.n_classes
+        counter.terms["readout"]["adds32"] += B * qm.n_classes
+    return token_readout(qm, racc, lengths)
+
+
 # --- the integer sampler -------------------------------------------------------------------------
 def xorshift32(x: int) -> int:
     x ^= (x << 13) & 0xFFFFFFFF

@@ -59,6 +59,24 @@ def calibrate(model: SLN, calib: np.ndarray | torch.Tensor, batch: int = 500, st
     return stats
 
 
+@torch.no_grad()
+def calibrate_tokens(model: SLN, ids: np.ndarray, lengths: np.ndarray) -> list[dict[str, float]]:
+    """Calibration of a token classifier on token sequences ids (n, T) with lengths (n,): the float
+    step on valid steps only (samples grouped by length, so padding never widens a range)."""
+    model.eval()
+    stats = [{"a_max": 0.0, "c_max": 0.0} for _ in model.cells]
+
+    def observe(li: int, a: torch.Tensor) -> None:
+        record_range(stats[li], model.cells[li], a)
+    ids_t, lengths = torch.as_tensor(np.asarray(ids), dtype=torch.long), np.asarray(lengths)
+    for L in np.unique(lengths):
+        x = ids_t[torch.from_numpy(np.nonzero(lengths == L)[0])]
+        state = model.init_state(x.shape[0])
+        for t in range(int(L)):
+            _, state, _ = model.step(x[:, t], state, 1.0, observe=observe)
+    return stats
+
+
 # --- quantisation --------------------------------------------------------------------------------
 def _per_channel(w: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """float (out, in) -> int8 (out, in), scales (out,) with w ~= s[:, None] * q."""
@@ -90,27 +108,17 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
 
-def quantize(model: SLN, calib: np.ndarray | torch.Tensor) -> Q.QModel:
-    """Post-training quantisation of any SLN. calib: training images uint8 (n, 28, 28) for a
-    classifier (n_steps = pixels / input_size), or training-text token ids (L,) for an LM (n_steps 1)."""
-    cfg = model.cfg
-    model.eval()
-    lm = cfg.task == "lm"
-    if not lm and (cfg.input_pool != 1 or cfg.input_threshold != 0):
-        # the integer model and the C runtime read raw pixel rows; a coded input would be read wrong
-        raise ValueError(f"{cfg.name}: int8 export of a model with input coding (input_pool={cfg.input_pool}, "
-                         f"input_threshold={cfg.input_threshold}) is not supported yet; use the float model and "
-                         "engine, or train without input coding")
-    N, k, D0 = cfg.n_neurons, cfg.k, cfg.input_size
-    T = 1 if lm else int(np.asarray(calib[0]).size // D0)
-    Q.check_limits(D0, cfg.n_classes, N, cfg.n_layers, k, T)
-    stats = calibrate(model, calib)
+def quantize_layers(model: SLN, stats: list[dict[str, float]], in_scale: float
+                    ) -> tuple[list[Q.QLayer], dict[str, Any], float]:
+    """The liquid layers of an integer model from calibration ranges (per layer a_max, c_max) ->
+    (layers, report {"layers": [...]}, real value of one unit of the top layer's output: the readout's
+    input scale). in_scale: real value of one input unit of layer 0. Shared by every model kind."""
     layers, report = [], {"layers": []}
-    in_scale = 1.0 if lm else 1.0 / 255.0        # real value of one input unit of layer 0
-    for li, cell in enumerate(model.cells):
+    N = model.cfg.n_neurons
+    for cell, st in zip(model.cells, stats, strict=True):
         # F: |a| of the calibration set lands near 2^21, leaving 4x headroom below saturation
-        F_ = int(np.clip(math.floor(math.log2(2.0 ** 21 / max(stats[li]["a_max"], 1e-6))), 3, 20))
-        H = int(np.clip(math.floor(math.log2(Q.H_MAX / max(stats[li]["c_max"], 1e-6))), 0, 15))
+        F_ = int(np.clip(math.floor(math.log2(2.0 ** 21 / max(st["a_max"], 1e-6))), 3, 20))
+        H = int(np.clip(math.floor(math.log2(Q.H_MAX / max(st["c_max"], 1e-6))), 0, 15))
         w_in_q, s_in = _per_channel(cell.w_in.weight)
         w_rec_q, s_rec = _per_channel(cell.w_rec.weight)
         in_mult, in_shift = _mults(s_in * in_scale * 2.0 ** F_)
@@ -126,15 +134,41 @@ def quantize(model: SLN, calib: np.ndarray | torch.Tensor) -> Q.QModel:
             boost=np.round(boost / boost.max() * Q.BOOST_MAX).astype(np.int64),
             alpha_lut=Q.alpha_lut(cell.lambda_min)))
         report["layers"].append({
-            "a_frac": F_, "h_frac": H, **stats[li],
+            "a_frac": F_, "h_frac": H, **st,
             "w_in_rel_rms_error": _rel_err(cell.w_in.weight, w_in_q, s_in),
             "w_rec_rel_rms_error": _rel_err(cell.w_rec.weight, w_rec_q, s_rec)})
         in_scale = 2.0 ** -H
+    return layers, report, in_scale
+
+
+def quantize(model: SLN, calib: np.ndarray | torch.Tensor, token_lengths: np.ndarray | None = None) -> Q.QModel:
+    """Post-training quantisation of any SLN. calib: training images uint8 (n, 28, 28) for a
+    classifier (n_steps = pixels / input_size), or training-text token ids (L,) for an LM (n_steps 1),
+    or, with token_lengths (n,), token sequences (n, T) of a token classifier (n_steps = T, the most
+    tokens; no 1/T in M_out: intspec.token_readout divides by each sequence's length)."""
+    cfg = model.cfg
+    model.eval()
+    lm = cfg.task == "lm"
+    tokens = token_lengths is not None
+    if getattr(cfg, "readout", "mean") != "mean":
+        raise ValueError(f"readout {cfg.readout!r} (last-state readout) is not in the integer model / C runtime; "
+                         "only readout 'mean' models can be exported")
+    if not lm and not tokens and (cfg.input_pool != 1 or cfg.input_threshold != 0):
+        # the integer model and the C runtime read raw pixel rows; a coded input would be read wrong
+        raise ValueError(f"{cfg.name}: int8 export of a model with input coding (input_pool={cfg.input_pool}, "
+                         f"input_threshold={cfg.input_threshold}) is not supported yet; use the float model and "
+                         "engine, or train without input coding")
+    N, k, D0 = cfg.n_neurons, cfg.k, cfg.input_size
+    T = 1 if lm else int(np.asarray(calib[0]).size // (1 if tokens else D0))
+    Q.check_limits(D0, cfg.n_classes, N, cfg.n_layers, k, T)
+    stats = calibrate_tokens(model, np.asarray(calib), token_lengths) if tokens else calibrate(model, calib)
+    in_scale = 1.0 if lm or tokens else 1.0 / 255.0   # real value of one input unit of layer 0
+    layers, report, in_scale = quantize_layers(model, stats, in_scale)
     w_out_q, s_out = _per_channel(model.readout.weight)
     # the classifier's readout is the mean over T steps: 1/T folded into the multiplier
-    out_mult, out_shift = _mults(s_out * in_scale / T * 2.0 ** Q.LOGIT_FRAC)
+    out_mult, out_shift = _mults(s_out * in_scale / (1 if tokens else T) * 2.0 ** Q.LOGIT_FRAC)
     report["w_out_rel_rms_error"] = _rel_err(model.readout.weight, w_out_q, s_out)
-    report["calibration_chars" if lm else "calibration_images"] = int(len(calib))
+    report["calibration_chars" if lm else "calibration_sequences" if tokens else "calibration_images"] = int(len(calib))
     return Q.QModel(input_size=D0, n_classes=cfg.n_classes, n_neurons=N, n_layers=cfg.n_layers, k=k,
                     n_steps=T, layers=layers, w_out=np.ascontiguousarray(w_out_q.T), out_mult=out_mult,
                     out_shift=out_shift, out_bias=_i32(np.round(_np(model.readout.bias) * 2.0 ** Q.LOGIT_FRAC)),

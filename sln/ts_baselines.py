@@ -25,18 +25,14 @@ tested against, and the fallback where no C compiler exists.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import itertools
 import math
-import os
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .cbuild import build_shared, compiler
 from .timeseries import TSData
 
 KERNEL_LEN = 9
@@ -79,21 +75,9 @@ DTW_SRC = next((p for p in (_HERE / "runtime" / "baselines" / "dtw.c", _HERE.par
 
 def _dtw_lib() -> ctypes.CDLL | None:
     """runtime/baselines/dtw.c compiled into $SLN_CACHE (keyed by its source), or None without a compiler."""
-    cc = os.environ.get("CC", "gcc")
-    if not DTW_SRC.is_file() or shutil.which(cc) is None:
+    if not DTW_SRC.is_file() or compiler() is None:
         return None
-    src = DTW_SRC.read_bytes()
-    cache = Path(os.environ.get("SLN_CACHE", Path.home() / ".cache" / "sln")) / "host"
-    so = cache / f"libdtw-{hashlib.sha256(src + cc.encode()).hexdigest()[:16]}.so"
-    if not so.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            out = Path(tmp) / so.name
-            r = subprocess.run([cc, "-O2", "-shared", "-fPIC", "-std=c99", "-o", str(out), str(DTW_SRC), "-lm"],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"building {DTW_SRC} failed:\n{r.stderr.strip()}")
-            os.replace(out, so)           # atomic for concurrent builders
+    so = build_shared("dtw", [DTW_SRC], ["-O2", "-shared", "-fPIC", "-std=c99"])
     lib = ctypes.CDLL(str(so))
     lib.sln_dtw_all.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint32] + [ctypes.c_void_p] * 3 + \
         [ctypes.c_uint32, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p]

@@ -61,6 +61,14 @@ def _seeds(folder: Path) -> list[Path]:
     fsp = SLN(SLNConfig(n_neurons=24, active_frac=0.125, input_size=49, n_layers=2)).eval()
     prune_top(fsp, 0.1)
     seeds["float32_sparse.sln"] = fmt.float_model_bytes(fsp)
+    from sln.intspec_events import to_bytes as events_to_bytes
+    from sln.security.ids_data import IdsSpec
+    from sln.security.ids_int8 import quantize_events
+    ev = SLN(get_config("sln-ids-small", n_neurons=16, active_frac=0.125)).eval()     # event model (kind 3)
+    rng = np.random.default_rng(0)
+    xe, dte = rng.exponential(1.0, (300, 58)), rng.exponential(2e-3, 300)
+    spec = IdsSpec("reconstruct", [1.0] * 58, 1.0, 1e-3, resid_weight=[1.0] * 58)
+    seeds["int8_events.sln"] = events_to_bytes(quantize_events(ev, spec, xe, dte, 1e-5, 1e-1))
     paths = []
     for name, data in seeds.items():
         (folder / name).write_bytes(data)

@@ -14,7 +14,9 @@ FLOORS: dict[str, int] = {
     # 0 ground: config and registry, the cell (torch only), the integer spec, the .sln format,
     #   the energy table, the one data-fetch helper
     "sln.config": 0, "sln.cell": 0, "sln.intspec": 0, "sln.fmt": 0, "sln.energy": 0, "sln.fetch": 0,
+    "sln.intspec_events": 0,   # the integer event model (dt-bucket gate tables, per-step readout, residual score)
     "sln.device": 0,   # --device, the torchrun process group, the all-reduced win rates (torch only)
+    "sln.cbuild": 0,   # compiles runtime/ C sources into the cache (stdlib only)
     # 1 the model and its checkpoints
     "sln.model": 1, "sln.checkpoint": 1,
     # 2 tasks (data and what a task adds to the model) and baselines
@@ -29,8 +31,11 @@ FLOORS: dict[str, int] = {
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
     "sln.security.baselines": 3, "sln.security.flows": 3, "sln.security.bench": 3,
     "sln.security.detect": 3,   # the SLN detector's task and trainer (uses the training loop)
+    "sln.security.detect_int8": 3,   # the detector's int8 export, C-runtime scoring, energy (quant, engine)
     "sln.security.ids_data": 2, "sln.security.kitnet": 2,   # capture splits + IDS metrics; KitNET (numpy)
     "sln.security.ids_stream": 3,   # per-packet scoring on the engine / the model's Stream
+    "sln.security.fastpath": 3,   # detect-net's C block path (runtime/sln_ids.c): parser, featurizer, scoring
+    "sln.security.ids_int8": 3,   # the packet detector as an int8 event model: quantiser, C engine, firmware stream
     "sln.security.ids": 3, "sln.security.ids_bench": 3,   # packet detectors' task and trainer; IDS benchmark
     # 4 command lines
     "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,

@@ -1,6 +1,6 @@
 /* fuzz_load.c -- libFuzzer harness for the untrusted-file path of the runtime: sln_load of both
  * model kinds, then (on a file that loads) one inference through every entry point a program
- * uses: sln_run (dense rows), sln_step (an event list), sln_lm_step + sln_sample.
+ * uses: sln_run (dense rows), sln_step (an event list), sln_lm_step + sln_sample, sln_events_step.
  *
  *   make -C runtime fuzz                      clang -fsanitize=fuzzer,address,undefined, -DSLN_FLOAT
  *   build/fuzz_load -max_total_time=60 CORPUS_DIR
@@ -120,6 +120,28 @@ static void run_lm(const sln_model *m)
   free(state);
 }
 
+static void run_events(const sln_model *m) /* event model (kind 3): steps at both dt ends, a refused input */
+{
+  size_t ss = 0;
+  void *state;
+  int16_t x[SLN_EVENT_MAX_INPUT];
+  int32_t out[SLN_MAX_CLASSES];
+  uint64_t sq = 0;
+  uint32_t i, b = 99u;
+  check_status(sln_state_size(m, &ss), "state_size");
+  if (ss == 0u || ss > MAX_BUF) return;
+  state = malloc(ss);
+  if (state == NULL) return;
+  must(sln_reset(m, state, ss) == SLN_OK, "events reset");
+  for (i = 0; i < m->input_size; i++) x[i] = (int16_t)((int32_t)(i * 2909u % 65535u) - 32767);
+  must(sln_events_step(m, state, ss, x, 0u, out, &sq, &b) == SLN_OK && b == 0u, "events step dt 0: bucket 0");
+  must(sln_events_step(m, state, ss, x, 0xFFFFFFFFu, out, &sq, &b) == SLN_OK && b == SLN_EVENT_BUCKETS - 1u,
+       "events step dt max: last bucket");
+  x[0] = INT16_MIN;
+  must(sln_events_step(m, state, ss, x, 5u, out, &sq, &b) == SLN_ERR_ARG, "events x = -32768 refused");
+  free(state);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   sln_model m;
@@ -145,6 +167,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (st == SLN_OK) {
     must(m.numeric == SLN_NUMERIC_INT8, "a loaded LM is int8");
     run_lm(&m);
+  }
+  st = sln_load(&m, aligned, size, SLN_KIND_EVENT_MODEL);
+  check_status(st, "load event model");
+  if (st == SLN_OK) {
+    must(m.numeric == SLN_NUMERIC_INT8 && m.input_size <= SLN_EVENT_MAX_INPUT, "a loaded event model is int8");
+    run_events(&m);
   }
   /* misaligned: int8 files load (and run) the same, float32 ones are refused */
   st = sln_load(&m, odd, size, SLN_KIND_CLASSIFIER);

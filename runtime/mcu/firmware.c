@@ -14,7 +14,6 @@
 #include "sln.h"
 #include "sln_model_data.h"
 
-uint32_t sln_stack_used(void);
 
 
 static uint32_t workspace[(SLN_MODEL_WORKSPACE_BYTES + 3u) / 4u]; /* caller-owned, static */
@@ -30,16 +29,8 @@ int main(void)
   uint32_t n, i, total = 0, worst = 0, nargs = 0, pred = 0;
   size_t need = 0;
   int fd, st;
-  char *p;
 
-  if (semi_cmdline(cmdline, sizeof cmdline) != 0) return fail("no command line");
-  for (p = cmdline; *p != '\0' && nargs < 3; p++) { /* split on spaces */
-    if (*p == ' ') continue;
-    args[nargs++] = p;
-    while (*p != '\0' && *p != ' ') p++;
-    if (*p == '\0') break;
-    *p = '\0';
-  }
+  if (read_args(cmdline, sizeof cmdline, args, 3, &nargs) != 0) return fail("no command line");
   if (nargs < 3) return fail("usage: firmware IMAGES.idx N");
   if (parse_u32(args[2], 100000000u, &n)) return fail("N must be a whole number of images in 0..100000000");
   st = sln_load(&model, sln_model_data, sln_model_data_len, SLN_KIND_CLASSIFIER);
@@ -53,9 +44,7 @@ int main(void)
       (uint32_t)hdr[8] * 16777216u + hdr[9] * 65536u + hdr[10] * 256u + hdr[11] *
           ((uint32_t)hdr[12] * 16777216u + hdr[13] * 65536u + hdr[14] * 256u + hdr[15]) != sizeof image)
     return fail("not a uint8 IDX image file of the model's input size");
-  SYST_RVR = 0xFFFFFFu;
-  SYST_CVR = 0u;
-  SYST_CSR = 5u; /* enable, CPU clock, no interrupt */
+  systick_start();
   for (i = 0; i < n; i++) {
     uint32_t t0, dt;
     if (semi_read(fd, image, sizeof image) != (int)sizeof image) return fail("image file too short");
@@ -75,14 +64,6 @@ int main(void)
   semi_put_u32(total);
   semi_puts(" images ");
   semi_put_u32(n);
-  semi_puts("\ninsn_ticks_max ");
-  semi_put_u32(worst);
-  semi_puts("\ncalib 200000 insn ticks ");
-  semi_put_u32(calibrate(100000u));
-  semi_puts("\nstack_used ");
-  semi_put_u32(sln_stack_used());
-  semi_puts("\nworkspace ");
-  semi_put_u32((uint32_t)need);
-  semi_puts("\n");
+  put_trailer(worst, "workspace", (uint32_t)need);
   return 0;
 }

@@ -14,7 +14,6 @@
 #include "sln.h"
 #include "sln_model_data.h"
 
-uint32_t sln_stack_used(void);
 
 #define MAX_ARGS 64
 
@@ -34,16 +33,8 @@ int main(void)
   size_t need = 0;
   sln_rng rng;
   int st;
-  char *p;
 
-  if (semi_cmdline(cmdline, sizeof cmdline) != 0) return fail("no command line");
-  for (p = cmdline; *p != '\0' && nargs < MAX_ARGS; p++) {
-    if (*p == ' ') continue;
-    args[nargs++] = p;
-    while (*p != '\0' && *p != ' ') p++;
-    if (*p == '\0') break;
-    *p = '\0';
-  }
+  if (read_args(cmdline, sizeof cmdline, args, MAX_ARGS, &nargs) != 0) return fail("no command line");
   if (nargs < 6) return fail("usage: firmware_lm N_TOKENS SEED TEMP_Q8 TOP_K PROMPT_ID...");
   st = sln_load(&model, sln_model_data, sln_model_data_len, SLN_KIND_CHAR_LM);
   if (st != SLN_OK) return fail(sln_status_name(st));
@@ -71,9 +62,7 @@ int main(void)
     semi_puts(ch);
   }
   semi_puts("\n");
-  SYST_RVR = 0xFFFFFFu;
-  SYST_CVR = 0u;
-  SYST_CSR = 5u;
+  systick_start();
   semi_puts("tokens");
   for (i = 0; i < n_tok; i++) {
     uint32_t t0 = SYST_CVR, dt, nxt = 0;
@@ -97,14 +86,6 @@ int main(void)
   semi_put_u32(total);
   semi_puts(" tokens ");
   semi_put_u32(nt);
-  semi_puts("\ninsn_ticks_max ");
-  semi_put_u32(worst);
-  semi_puts("\ncalib 200000 insn ticks ");
-  semi_put_u32(calibrate(100000u));
-  semi_puts("\nstack_used ");
-  semi_put_u32(sln_stack_used());
-  semi_puts("\nstate ");
-  semi_put_u32((uint32_t)need);
-  semi_puts("\n");
+  put_trailer(worst, "state", (uint32_t)need);
   return 0;
 }

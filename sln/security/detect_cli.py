@@ -33,6 +33,7 @@ import torch
 
 from . import parse
 from .detect import DetectorSpec, ids_and_lengths, load_detector, score_ids
+from .detect_int8 import TokenEngine, load_int8_detector
 
 MAX_LINE_BYTES = 4 * parse.MAX_LINE       # a 4096-character line is at most 16 kB of UTF-8
 CHUNK = 1 << 16
@@ -99,7 +100,8 @@ def _show(raw: bytes) -> str:
 class Detector:
     """A loaded model + spec scoring batches of raw lines -> records (dicts)."""
 
-    def __init__(self, model: torch.nn.Module, spec: DetectorSpec, threshold: float | None = None) -> None:
+    def __init__(self, model: torch.nn.Module | TokenEngine, spec: DetectorSpec, threshold: float | None = None
+                 ) -> None:
         self.model, self.spec = model, spec
         self.threshold = spec.threshold if threshold is None else threshold
         self.host_only = spec.dataset != "urls"              # domains and urls-hostname score the host
@@ -121,6 +123,8 @@ class Detector:
         if not texts:
             return []
         ids, L = ids_and_lengths(texts, self.spec.max_len, self.spec.tail)
+        if isinstance(self.model, TokenEngine):            # an int8 .sln on the C runtime
+            return [float(s) for s in self.model.score_ids(ids, L)]
         return [float(s) for s in score_ids(self.model, ids, L)]
 
     def finish(self, pending: list[tuple[dict[str, Any], str | None]]) -> list[dict[str, Any]]:
@@ -196,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sln detect-url", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("input", nargs="?", default="-", help="file with one domain or URL per line ('-' = stdin)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="detector checkpoint (train.py --dataset domains)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help="detector checkpoint (train.py --dataset domains), or an int8 model.sln "
+                        "(python -m sln.security.detect_int8 export; scored by the C runtime)")
     p.add_argument("--threshold", type=float, default=None, help="alert above this score (default: the stored one)")
     p.add_argument("--format", choices=["jsonl", "tsv"], default="jsonl")
     p.add_argument("--batch", type=int, default=256, help="lines scored together (bounds memory and latency)")
@@ -212,7 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.threshold is not None and a.threshold != a.threshold:
         raise ValueError("--threshold must be a number, not nan")
     torch.set_num_threads(max(1, a.threads))
-    model, spec = load_detector(a.model)                   # missing / bad checkpoint: exit 4 via sln.cli.run
+    if a.model.suffix == ".sln":                            # int8 export (+ detector.json): the C runtime
+        model, spec = load_int8_detector(a.model)
+    else:
+        model, spec = load_detector(a.model)               # missing / bad checkpoint: exit 4 via sln.cli.run
     det = Detector(model, spec, a.threshold)
     if a.input != "-" and not Path(a.input).is_file():
         raise ValueError(f"no input file {a.input}")       # a usage error (exit 2), not a model error

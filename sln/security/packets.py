@@ -102,13 +102,9 @@ def _read_exact_or_less(f: BinaryIO, n: int) -> bytes:
     return reader(n) if reader is not None else f.read(n)
 
 
-def iter_records(f: BinaryIO, stats: ReaderStats | None = None,
-                 chunk: int = 1 << 20) -> Iterator[tuple[int, float, int, bytes]]:
-    """Yield (linktype, ts, orig_len, frame bytes) for every complete record of a pcap stream.
-
-    Works on files and pipes (pcap, not pcapng). A truncated last record is counted, not raised.
-    """
-    stats = stats if stats is not None else ReaderStats()
+def read_pcap_header(f: BinaryIO) -> tuple[str, float, int]:
+    """The 24-byte pcap global header of stream f -> (struct byte order "<" or ">", seconds per timestamp
+    fraction unit (1e-6, or 1e-9 for the nanosecond magic), link type). Not pcap -> PcapError."""
     buf = b""
     while len(buf) < 24:
         more = _read_exact_or_less(f, 24 - len(buf))
@@ -123,9 +119,19 @@ def iter_records(f: BinaryIO, stats: ReaderStats | None = None,
     else:
         raise PcapError(f"not a pcap stream (magic {magic.hex()}; pcapng is not supported)")
     frac = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
-    linktype = struct.unpack_from(endian + "I", buf, 20)[0] & 0xFFFF
+    return endian, frac, struct.unpack_from(endian + "I", buf, 20)[0] & 0xFFFF
+
+
+def iter_records(f: BinaryIO, stats: ReaderStats | None = None,
+                 chunk: int = 1 << 20) -> Iterator[tuple[int, float, int, bytes]]:
+    """Yield (linktype, ts, orig_len, frame bytes) for every complete record of a pcap stream.
+
+    Works on files and pipes (pcap, not pcapng). A truncated last record is counted, not raised.
+    """
+    stats = stats if stats is not None else ReaderStats()
+    endian, frac, linktype = read_pcap_header(f)
     rec = struct.Struct(endian + "IIII")
-    buf, pos, eof = buf[24:], 0, False
+    buf, pos, eof = b"", 0, False
     while True:
         have = len(buf) - pos
         if have >= 16:
