@@ -34,13 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("runs/lenet5.json"))
     p.add_argument("--threads", type=int, default=1, help="training threads (timing is at 1 thread)")
     p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--device", default="cpu", help="where LeNet-5 trains (auto|cpu|cuda); it is timed on the CPU")
     a = p.parse_args(argv)
     xtr, ytr = load_split("mnist", "train")
     xte, yte = load_split("mnist", "test")
     cfg = CNN_SIZES["lenet5"]
     torch.set_num_threads(a.threads)
     model, info = train_cnn(cfg, xtr, ytr, xte, yte, a.epochs, a.cache / f"mnist-lenet5-e{a.epochs}-n{len(xtr)}",
-                            progress=True)
+                            progress=True, device=a.device)
     torch.set_num_threads(1)
     profile = get_profile("horowitz45")
     args = argparse.Namespace(repeats=200, warmup=20, cache_dir=a.cache)

@@ -281,7 +281,8 @@ def count_vit(model: ViT, image: torch.Tensor) -> OpCounter:
 
 
 def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-              epochs: int, out: Path | None = None, progress: bool = True) -> tuple[ViT, dict[str, Any]]:
+              epochs: int, out: Path | None = None, progress: bool = True, device: str = "cpu"
+              ) -> tuple[ViT, dict[str, Any]]:
     """Train (or reuse out/vit.safetensors when its config and epochs match) -> model, info.
 
     info: test_accuracy, epochs, seconds_per_epoch, params, train_images, reused (bool).
@@ -289,7 +290,7 @@ def train_vit(cfg: ViTConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
     torch.manual_seed(cfg.seed)
     model = ViT(cfg)
     return _train_or_reuse(model, model.patches, asdict(cfg), cfg.name, "vit", cfg.lr, cfg.weight_decay,
-                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress)
+                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress, device)
 
 
 def cached_info(out: Path | None, stem: str, cfg_dict: dict[str, Any], epochs: int, n_train: int
@@ -311,10 +312,13 @@ def cached_info(out: Path | None, stem: str, cfg_dict: dict[str, Any], epochs: i
 
 def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], name: str, stem: str, lr: float,
                     wd: float, batch_size: int, seed: int, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray,
-                    yte: np.ndarray, epochs: int, out: Path | None, progress: bool) -> tuple[Any, dict[str, Any]]:
+                    yte: np.ndarray, epochs: int, out: Path | None, progress: bool, device: str = "cpu"
+                    ) -> tuple[Any, dict[str, Any]]:
     """Train in the one loop (sln.train.fit: AdamW, lr_at warm-up 100 steps + cosine to 0, clipping at
     1.0, the SLN's per-epoch shuffles, no augmentation) at the caller's torch thread count, or reuse
-    out/<stem>.safetensors + .json when the config, epochs and training-set size match."""
+    out/<stem>.safetensors + .json when the config, epochs and training-set size match.
+    device: where to train (--device; default the CPU, where the benchmark measures and counts these
+    baselines and where its seconds_per_epoch figures come from); the model is returned on the CPU."""
     from .tasks.images import ImageTask
     from .tasks.loop import RunOptions, TrainSpec, fit
 
@@ -327,13 +331,14 @@ def _train_or_reuse(model: nn.Module, to_input: Any, cfg_dict: dict[str, Any], n
         return model, {**info, "reused": True}
     task = ImageTask(xtr, ytr, xte, yte, batch_size, seed, to_input, eval_each_epoch=False, progress=progress)
     res = fit(model, task, TrainSpec(lr=lr, weight_decay=wd, epochs=epochs),
-              # device cpu: the benchmark measures and counts these baselines on the CPU
-              RunOptions(out=None, progress=progress, threads=torch.get_num_threads(), device="cpu"))
+              RunOptions(out=None, progress=progress, threads=torch.get_num_threads(), device=device))
+    model.cpu()                   # measured and counted on the CPU, wherever it trained
     secs = res.epoch_seconds
     n_params = sum(p.numel() for p in model.parameters())
     info = {"key": key, "test_accuracy": res.final["accuracy"], "epochs": epochs,
             "seconds_per_epoch": float(np.mean(secs)) if secs else 0.0, "params": n_params,
-            "train_images": int(len(xtr)), "test_images": int(len(xte)), "threads": res.threads}
+            "train_images": int(len(xtr)), "test_images": int(len(xte)), "threads": res.threads,
+            "trained_on": res.device}
     if wf is not None and jf is not None:
         wf.parent.mkdir(parents=True, exist_ok=True)
         tmp = wf.with_suffix(".tmp")
@@ -399,11 +404,12 @@ class CfCClassifier(nn.Module):
 
 
 def train_cfc(cfg: CfCConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, epochs: int,
-              out: Path | None = None, progress: bool = True) -> tuple[CfCClassifier, dict[str, Any]]:
+              out: Path | None = None, progress: bool = True, device: str = "cpu"
+              ) -> tuple[CfCClassifier, dict[str, Any]]:
     torch.manual_seed(cfg.seed)
     model = CfCClassifier(cfg)
     return _train_or_reuse(model, model.to_input, asdict(cfg), cfg.name, "cfc", cfg.lr, cfg.weight_decay,
-                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress)
+                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress, device)
 
 
 def count_cfc(model: CfCClassifier, image: torch.Tensor) -> OpCounter:

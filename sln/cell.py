@@ -55,13 +55,15 @@ State = tuple[torch.Tensor, torch.Tensor]  # (h, y): liquid state and last spars
 class LiquidCell(nn.Module):
     def __init__(self, input_size: int, n_neurons: int, k: int, *, boost_beta: float = 1.0,
                  duty_momentum: float = 0.99, lambda_min: float = 0.01, ln_eps: float = 1e-5,
-                 masked: bool = False) -> None:
+                 masked: bool = False, lambda_init: tuple[float, float] = (0.1, 2.0), st_grad: float = 0.0) -> None:
         super().__init__()
         if not 1 <= k <= n_neurons:
             raise ValueError(f"k must be in [1, n_neurons={n_neurons}], got {k}")
         self.input_size, self.n_neurons, self.k = input_size, n_neurons, k
         self.boost_beta, self.duty_momentum = boost_beta, duty_momentum
         self.lambda_min, self.ln_eps = lambda_min, ln_eps
+        self.st_grad = st_grad
+        self.k_train: int | None = None   # training-mode k while k annealing runs (None: k); eval always uses k
         N = n_neurons
         self.w_in = nn.Linear(input_size, 2 * N)             # (2N, D) + bias (2N)
         self.w_rec = nn.Linear(N, 2 * N, bias=False)          # (2N, N), reads only winners' columns
@@ -69,8 +71,8 @@ class LiquidCell(nn.Module):
         with torch.no_grad():
             # recurrent std 1/sqrt(N): the issue's trial found larger inits stall k-WTA training
             self.w_rec.weight.normal_(0.0, 1.0 / math.sqrt(N))
-            # spread time constants: lambda log-uniform in [0.1, 2] at zero input
-            lam = torch.exp(torch.empty(N).uniform_(math.log(0.1), math.log(2.0)))
+            # spread time constants: lambda log-uniform in lambda_init (default [0.1, 2]) at zero input
+            lam = torch.exp(torch.empty(N).uniform_(math.log(lambda_init[0]), math.log(lambda_init[1])))
             self.w_in.bias[N:] = torch.log(torch.expm1(lam))  # softplus^-1
         # buffers, not Parameters: they are state, never trained (ncps's slip avoided)
         self.register_buffer("duty", torch.full((N,), k / N))
@@ -103,18 +105,23 @@ class LiquidCell(nn.Module):
         alpha = torch.exp(-lam * dt)
         return alpha * h + (1.0 - alpha) * c
 
+    def active_k(self) -> int:
+        """The k of this step: k_train in training mode (k annealing), k in eval mode."""
+        return self.k_train if self.training and self.k_train is not None else self.k
+
     def select(self, h: torch.Tensor) -> torch.Tensor:
-        """k-WTA on boost*h -> boolean winner mask (B, N) with exactly k True per row."""
+        """k-WTA on boost*h -> boolean winner mask (B, N) with exactly k True per row (k_train in training)."""
         score = h * self.boost if self.boost_beta > 0 else h
-        if self.k == self.n_neurons:
+        k = self.active_k()
+        if k == self.n_neurons:
             return torch.ones_like(h, dtype=torch.bool)
         if torch.onnx.is_in_onnx_export():
             # ONNX has no stable sort; its TopK returns equal values lowest index first (the spec), the
             # same winners as the sort below (sln/onnx_export.py; its parity test checks them)
-            idx = torch.topk(score, self.k, dim=1).indices
+            idx = torch.topk(score, k, dim=1).indices
         else:
             # stable sort => ties resolved towards the lowest index, as the C runtime does
-            idx = torch.sort(score, dim=1, descending=True, stable=True).indices[:, : self.k]
+            idx = torch.sort(score, dim=1, descending=True, stable=True).indices[:, :k]
         mask = torch.zeros_like(h, dtype=torch.bool)
         return mask.scatter_(1, idx, True)
 
@@ -136,6 +143,8 @@ class LiquidCell(nn.Module):
         h = self.update(a, h, dt)
         mask = self.select(h.detach())
         y = h * mask
+        if self.st_grad > 0 and self.training and torch.is_grad_enabled():
+            y = y + straight_through(h, mask, self.st_grad)
         return y, (h, y), mask
 
     def forward(self, x: torch.Tensor, state: State | None = None, dt: torch.Tensor | float = 1.0
@@ -162,5 +171,22 @@ class LiquidCell(nn.Module):
             return
         m = self.duty_momentum
         self.duty.mul_(m).add_((1 - m) * win_rate)
-        target = self.k / self.n_neurons
+        target = self.active_k() / self.n_neurons
         self.boost.copy_(torch.exp(self.boost_beta * (target - self.duty) / target))
+
+
+def straight_through(h: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """A term that is exactly +0.0 in the forward pass and passes scale * dL/dy to the non-winners' h in
+    backward: y = h * mask + straight_through(h, mask, g) has the forward value of h * mask and the
+    gradient dy/dh = 1 for winners, g for losers (h - h.detach() is exactly 0 for finite h)."""
+    return (h - h.detach()) * (~mask).to(h.dtype) * scale
+
+
+def annealed_k(progress: float, n: int, k: int, anneal: float) -> int:
+    """k annealing: k falls geometrically from n (dense) at progress 0 to k at progress `anneal` (share of
+    training), then stays k. anneal 0 = always k. Geometric: equal ratios per unit of progress, so the
+    sparse end (where a change of a few neurons matters) gets as much time as the dense end."""
+    if anneal <= 0 or progress >= anneal:
+        return k
+    p = max(0.0, progress) / anneal
+    return max(k, min(n, int(round(n ** (1.0 - p) * k ** p))))

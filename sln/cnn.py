@@ -168,10 +168,10 @@ def count_cnn(model: CNN, image: torch.Tensor, counter: CNNCounter | None = None
 
 
 def train_cnn(cfg: CNNConfig, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, epochs: int,
-              out: Path | None = None, progress: bool = True) -> tuple[CNN, dict[str, Any]]:
+              out: Path | None = None, progress: bool = True, device: str = "cpu") -> tuple[CNN, dict[str, Any]]:
     """Train (or reuse out/cnn.safetensors when its config, epochs and training-set size match) -> model, info
-    (the ViT's recipe and loop: sln.baselines._train_or_reuse)."""
+    (the ViT's recipe and loop: sln.baselines._train_or_reuse; device: where to train, returned on the CPU)."""
     torch.manual_seed(cfg.seed)
     model = CNN(cfg)
     return _train_or_reuse(model, model.to_input, asdict(cfg), cfg.name, "cnn", cfg.lr, cfg.weight_decay,
-                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress)
+                           cfg.batch_size, cfg.seed, xtr, ytr, xte, yte, epochs, out, progress, device)

@@ -22,7 +22,10 @@ LIMITS: tuple[tuple[str, float, float], ...] = (
     ("time_budget_s", 0.0, 1e7),
     ("density_in", 1e-4, 1.0), ("density_rec", 1e-4, 1.0), ("prune_start", 0.0, 1.0), ("prune_end", 0.0, 1.0),
     ("prune_every", 1, 1 << 20), ("input_pool", 1, 4), ("input_threshold", 0, 254),
+    ("st_grad", 0.0, 1.0), ("k_anneal", 0.0, 1.0), ("lambda_init_min", 1e-6, 1e3), ("lambda_init_max", 1e-6, 1e3),
+    ("max_series_steps", 0, 1 << 20), ("input_levels", 0, 64),
 )
+READOUTS = ("mean", "mean_last")   # classify readouts (SLNConfig.readout)
 MAX_WEIGHTS = 1 << 28   # 268 M liquid weights (1 GiB in float32): far above any named model
 
 
@@ -89,6 +92,29 @@ class SLNConfig:
     # pixels <= t (uint8 scale) after pooling, dropping faint anti-aliased edges. 1 / 0 = off.
     input_pool: int = 1
     input_threshold: int = 0
+    # --- training recipe levers (the time-series default recipe, issue 14; docs/SEQUENCES.md) ----------
+    # st_grad g: straight-through gradient for the non-winners of k-WTA in training. Forward is unchanged
+    # (y = h * mask); backward passes g * dL/dy to the losers' h as well, so neurons that do not fire yet
+    # still learn whether they should (with g = 0 only the k winners of a step get a gradient). 0 = off.
+    st_grad: float = 0.0
+    # k_anneal a: k falls geometrically from N (dense) to k over the first share a of training
+    # (sln.cell.annealed_k); evaluation and inference always use k. 0 = off.
+    k_anneal: float = 0.0
+    # classify readout: "mean" = W_o mean_t(y_t); "mean_last" also reads the last step's liquid state h_T
+    # (one (C, N) matmul per series, at its end: what happened last is not diluted by the mean)
+    readout: str = "mean"
+    # lambda at zero input is initialised log-uniform in [lambda_init_min, lambda_init_max] (+ lambda_min),
+    # i.e. time constants 1/lambda from 1/max to 1/min steps
+    lambda_init_min: float = 0.1
+    lambda_init_max: float = 2.0
+    # time series: a series longer than this is cut into patches of s = ceil(T_max / max_series_steps)
+    # consecutive samples, one patch per step (input_size = s * channels), so no set costs more than
+    # max_series_steps cell steps per series. 0 = off. (sln.timeseries.patch_splits)
+    max_series_steps: int = 0
+    # time series: each (patched) input value enters as a soft thermometer code over this many levels
+    # (sln.timeseries.level_code; input_size = levels * samples per step * channels). Why: the cell's
+    # LayerNorm removes the scale of W_in x, so a univariate raw value would only tell its sign. 0 = raw.
+    input_levels: int = 0
     # free-form tag of where the config came from (registry name)
     name: str = "custom"
 
@@ -113,6 +139,13 @@ class SLNConfig:
                 raise ValueError(f"config field {name}={v!r} is outside the supported range [{lo}, {hi}]")
         if self.task not in ("classify", "lm", "events"):
             raise ValueError(f"config field task must be 'classify', 'lm' or 'events', got {self.task!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"config field readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.readout != "mean" and self.task != "classify":
+            raise ValueError(f"config field readout={self.readout!r} is for task 'classify' only")
+        if self.lambda_init_min > self.lambda_init_max:
+            raise ValueError(f"config field lambda_init_min={self.lambda_init_min} must be <= lambda_init_max="
+                             f"{self.lambda_init_max}")
         if self.prune_start > self.prune_end:
             raise ValueError(f"config field prune_start={self.prune_start} must be <= prune_end={self.prune_end}")
         weights = self.n_layers * (self.input_size + self.n_neurons) * 2 * self.n_neurons
@@ -219,20 +252,38 @@ def sln_small_dense() -> SLNConfig:
 
 
 # --- time series (UCR/UEA); input_size / n_classes are set from the dataset by the trainer -----
+# The default time-series recipe (issue 14): one setting for every set, no per-dataset tuning. Chosen with
+# 60-s single-seed trials on GunPoint / ItalyPowerDemand / BasicMotions (2 Dec 2026, the trial table in
+# docs/SEQUENCES.md); what each field does is documented on SLNConfig.
+#   n_neurons 512, k = 15 (2.9 % active): in the same 60 s, N = 256, k = 7 reached ItalyPowerDemand train
+#     loss 0.056 / GunPoint 86.7 %, N = 512, k = 15 0.052 / 91.3 % (the dense N = 256 net: 0.034 on IPD)
+#   readout mean_last: + the last liquid state (in every trial after the first; not compared in isolation)
+#   lambda_init [0.01, 1]: time constants of 1 to 100 steps, the range of the (patched) series
+#   max_series_steps 64: long series in patches of ceil(T/64) samples per step, so ACSF1 (1460 steps) costs
+#     what a 64-step set costs; GunPoint (150 -> 50 steps of 3) trained 45 epochs in 60 s instead of 24
+#   lr 1e-2: every trial after the first two used it (4e-3 before; not compared in isolation)
+#   train_drop 0.6: trained on randomly thinned sequences with the true dt (regular-only training reached
+#     95 % on BasicMotions and lost 5-13 points when steps were dropped)
+#   st_grad 0 and k_anneal 0 (off): both made fitting worse in the trials (straight-through g = 1:
+#     ItalyPowerDemand train loss 0.56 vs 0.06; annealing k from N over half the run: GunPoint 68.7 % vs
+#     89.3 %, train loss 0.58 vs 0.18); input_levels 0: the level code did not help (GunPoint 76.7 vs 82.7 %)
+#   epochs 100 (batch 16): the trials' budgets ended at 40-230 epochs without a full fit of GunPoint
+def _ts_recipe(**kw: Any) -> SLNConfig:
+    base: dict[str, Any] = dict(input_size=6, n_classes=4, n_neurons=512, active_frac=0.03, lr=1e-2,
+                                batch_size=16, epochs=100, train_drop=0.6, readout="mean_last",
+                                lambda_init_min=0.01, lambda_init_max=1.0, max_series_steps=64)
+    return SLNConfig(**{**base, **kw})
+
+
 @register
 def sln_ts_small() -> SLNConfig:
-    # train_drop 0.6: trained on randomly thinned sequences with the true dt (regular-only
-    # training reached 95 % on BasicMotions and lost 5-13 points when steps were dropped)
-    # 3 % active (k = 7 of 256): the project's named configs fire 1-3 % of a population
-    return SLNConfig(input_size=6, n_classes=4, n_neurons=256, active_frac=0.03, lr=4e-3,
-                     batch_size=16, epochs=60, train_drop=0.6)
+    return _ts_recipe()
 
 
 @register
 def sln_ts_dense() -> SLNConfig:
     # the same population with every neuron firing: what sparsity costs on time series
-    return SLNConfig(input_size=6, n_classes=4, n_neurons=256, active_frac=1.0, boost_beta=0.0,
-                     lr=4e-3, batch_size=16, epochs=60, train_drop=0.6)
+    return _ts_recipe(active_frac=1.0, boost_beta=0.0)
 
 
 # --- character language models; input_size / n_classes are set to the vocabulary size (84) ---
@@ -262,6 +313,19 @@ def sln_domains_small() -> SLNConfig:
                      epochs=20, augment_shift=0, time_budget_s=600.0)
 
 
+@register
+def sln_domains_tiny() -> SLNConfig:
+    # the deployable detector (int8 .sln, SLN_KIND_TOKEN_CLASSIFIER, docs/SECURITY_APPS.md): N = 128 so the
+    #   int8 file fits 64 kB of flash (W_rec 128 x 256 = 32 kB, W_in 61 x 256 = 15.6 kB, ~7 kB of int32
+    #   vectors); k = 5 (3.9 %), above the project's 3 % rule (an exception in tests/test_model.py): measured
+    #   2026-12-02 with the same command (train.py --time-budget-s 420, 1 thread, seed 0, load 0.9-2.4),
+    #   k = 3 (active_frac 0.025, 2.3 %) reached grouped-test ROC-AUC 0.8969 float / 0.8981 int8 in 14.0
+    #   epochs, k = 5 0.9223 float / 0.9215 int8 in 13.6 epochs (docs/SECURITY_APPS.md part 3)
+    # the rest is sln-domains-small's recipe; time_budget_s 420: one run on the shared 2-core machine
+    return SLNConfig(input_size=61, n_classes=2, n_neurons=128, active_frac=0.04, lr=4e-3, batch_size=128,
+                     epochs=20, augment_shift=0, time_budget_s=420.0)
+
+
 # --- the packet intrusion detectors (sln/security/ids.py, docs/SECURITY_IDS.md) ---------------------
 @register
 def sln_ids_small() -> SLNConfig:
@@ -279,6 +343,16 @@ def sln_ids_small() -> SLNConfig:
     # epochs 100: ~3 batches per epoch on that prefix; augment_shift 0: images only
     return SLNConfig(task="events", input_size=58, n_classes=58, n_neurons=128, active_frac=0.125, lr=1e-2,
                      batch_size=32, epochs=100, augment_shift=0)
+
+
+@register
+def sln_ids_s10() -> SLNConfig:
+    # the cheap packet detector: sln-ids-small's recipe at N = 64, k = 8 (12.5 %, as above) with both
+    #   matrices pruned to 10 % density (gradual magnitude pruning, sln/prune.py); 81 % of the dense
+    #   model's estimated energy was weight reads (~41 nonzero features x a 2N row each). Measured on the
+    #   small capture, 2026-12-02 (docs/SECURITY_IDS.md "Part 3"): per-packet ROC-AUC 0.9962 (dense 0.9968),
+    #   28.6 nJ per packet (dense 463 nJ, KitNET 23.1 nJ), 84-107k packets/s in `sln detect-net`
+    return dataclasses.replace(sln_ids_small(), n_neurons=64, density_in=0.1, density_rec=0.1)
 
 
 @register

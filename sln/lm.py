@@ -120,9 +120,15 @@ def init_unigram_bias(model: SLN, train_ids: torch.Tensor) -> None:
 class StreamTask:
     """SLN LM: `batch_size` contiguous streams through the training text, BPTT windows, the state
     carried (detached) from one window to the next; an epoch is one pass, after which the streams
-    restart from zero state. (A resumed run restarts its streams' state from zero mid-epoch.)"""
+    restart from zero state. (A resumed run restarts its streams' state from zero mid-epoch; at an
+    epoch's end, where the streams restart anyway, the resumed run is the uninterrupted one.)
+
+    The streams live on the training device (`to`, called by the loop): a batch is a slice (a view)
+    of them, no copy and no host round trip per step. Under torchrun the loop gives each rank a
+    contiguous share of the streams (sln.device.shard): disjoint segments of the text, each rank
+    carries its own streams' state, and the loss goes through the model's forward (`return_output`),
+    so DistributedDataParallel averages the gradients and the win rates are all-reduced in the model."""
     eval_each_epoch = False
-    distributed = False      # its loss calls model.run with a carried state, not forward: not under torchrun
 
     def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, batch_size: int, bptt: int = BPTT,
                  progress: bool = False) -> None:
@@ -148,9 +154,10 @@ class StreamTask:
     def loss(self, model: nn.Module, batch: tuple[int, torch.Tensor, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         b, x, y = batch
-        if b == 0 or self.state is None:
-            self.state = model.init_state(self.batch_size)
-        out = model.run(x, state=[(h.detach(), yy.detach()) for h, yy in self.state])
+        # None: the model starts this window's streams from zero state (their number is x's batch: this
+        # rank's share under torchrun); model may be the DDP wrapper, so only its forward is called
+        state = None if b == 0 or self.state is None else [(h.detach(), yy.detach()) for h, yy in self.state]
+        out = model(x, state=state, return_output=True)
         self.state = out.state
         loss = F.cross_entropy(out.logits.reshape(-1, out.logits.shape[-1]), y.reshape(-1))
         return loss, {"bpc": loss.detach() / LN2}
@@ -161,7 +168,12 @@ class StreamTask:
 
 class WindowTask:
     """GPT baseline: random windows of ctx characters; an epoch is len(text) / (batch_size * ctx) steps.
-    A resumed run reseeds its window generator with the step (fresh windows, not the same ones)."""
+    A resumed run reseeds its window generator with the step (fresh windows, not the same ones).
+
+    The text lives on the training device (`to`); the window starts are drawn on the CPU generator
+    (the same draws on every device, in the same order as one (batch_size,) draw per step) one epoch's
+    worth at a time and copied to the device once, and a batch is gathered there (text[start + arange]):
+    no per-step copy, no host round trip."""
     eval_each_epoch = False
 
     def __init__(self, train_ids: torch.Tensor, val_ids: torch.Tensor, batch_size: int, ctx: int, seed: int,
@@ -170,14 +182,25 @@ class WindowTask:
         self.seed, self.progress = seed, progress
         self.steps_per_epoch = max(1, (len(train_ids) - 1) // (batch_size * ctx))
         self._gen: torch.Generator | None = None
+        self._starts, self._next = torch.empty(0, batch_size, dtype=torch.long), 0   # drawn, not yet used
+        self._offsets = torch.arange(ctx)
+
+    def to(self, dev: torch.device) -> None:
+        """The training and validation text on the training device (the loop calls this)."""
+        self.train_ids, self.val_ids = self.train_ids.to(dev), self.val_ids.to(dev)
+        self._starts, self._offsets = self._starts.to(dev), self._offsets.to(dev)
 
     def get_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self._gen is None:
             self._gen = torch.Generator().manual_seed(self.seed if step == 0 else self.seed * 100003 + step)
-        ix = torch.randint(0, len(self.train_ids) - self.ctx - 1, (self.batch_size,), generator=self._gen).tolist()
-        x = torch.stack([self.train_ids[i:i + self.ctx] for i in ix])               # (B, ctx)
-        y = torch.stack([self.train_ids[i + 1:i + self.ctx + 1] for i in ix])       # (B, ctx)
-        return x, y
+        if self._next >= len(self._starts):   # the next steps_per_epoch steps' starts, one copy to the device
+            draw = torch.randint(0, len(self.train_ids) - self.ctx - 1, (self.steps_per_epoch * self.batch_size,),
+                                 generator=self._gen)
+            self._starts = draw.view(-1, self.batch_size).to(self.train_ids.device, non_blocking=True)
+            self._next = 0
+        ix = self._starts[self._next][:, None] + self._offsets[None]                 # (B, ctx) on the device
+        self._next += 1
+        return self.train_ids[ix], self.train_ids[ix + 1]                             # x, y (B, ctx)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -196,9 +219,10 @@ def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: t
              lr: float, batch_size: int, seed: int, time_budget_s: float, max_steps: int | None = None,
              epochs: int = 1, progress: bool = True, dataset: str = "shakespeare", bptt: int = BPTT,
              threads: int | None = None, resume: bool = False, extra: dict[str, Any] | None = None,
-             device: str = "auto") -> dict[str, Any]:
+             device: str = "auto", stop_after_epoch: int | None = None) -> dict[str, Any]:
     """Train for `time_budget_s` seconds (else max_steps, else `epochs` passes), evaluate, write
     checkpoint and metrics.json. Schedule: warm-up over 2 % of the run, cosine down to 10 % of lr.
+    stop_after_epoch: end this run after that epoch (an interruption; tests of --resume, also under torchrun).
     threads None: keep torch's current thread count (the command lines pass --threads).
     extra: JSON-able keys added to the checkpoint's training state and to metrics.json (user files)."""
     out = Path(out)
@@ -211,7 +235,7 @@ def train_lm(model: nn.Module, vocab: Vocab, train_ids: torch.Tensor, val_ids: t
                      time_budget_s=time_budget_s, max_steps=max_steps, warmup_steps=max(1, steps // 50),
                      warmup_frac=0.02, floor=0.1)
     opts = RunOptions(dataset=dataset, out=out, resume=resume, progress=progress,
-                      threads=threads or torch.get_num_threads(), device=device)
+                      threads=threads or torch.get_num_threads(), device=device, stop_after_epoch=stop_after_epoch)
     res = fit(model, task, spec, opts, {"vocab": vocab.chars, "dataset": dataset, **(extra or {})})
     ev = res.final
     metrics = {"dataset": dataset, "model": getattr(model.cfg, "name", _kind(model)), "kind": _kind(model),
@@ -306,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     gp.add_argument("--match", default="sln-lm-small", help="registered SLN LM whose parameter count to match")
     gp.add_argument("--seconds", type=float, default=300.0)
     gp.add_argument("--layers", type=int, default=4)
+    gp.add_argument("--d-model", type=int, default=None,
+                    help="model width (default: the width whose parameter count is closest to --match's)")
     gp.add_argument("--lr", type=float, default=3e-3)
     gp.add_argument("--batch-size", type=int, default=32)
     gp.add_argument("--seed", type=int, default=0)
@@ -320,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     vocab, tr, va = prepare(a.data_dir)
     scfg = get_config(a.match).replace(input_size=len(vocab), n_classes=len(vocab))
     target = SLN(scfg).num_params()
-    gcfg = gpt_config_for_params(target, len(vocab), n_layers=a.layers)
+    gcfg = (gpt_config_for_params(target, len(vocab), n_layers=a.layers) if a.d_model is None
+            else GPTConfig(vocab_size=len(vocab), d_model=a.d_model, n_layers=a.layers))
     gcfg.lr, gcfg.batch_size, gcfg.seed = a.lr, a.batch_size, a.seed
     torch.manual_seed(a.seed)
     model = GPTLM(gcfg)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .cell import LiquidCell, State
+from .cell import LiquidCell, State, annealed_k
 from .config import SLNConfig, get_config
 from .device import win_rates
 
@@ -64,9 +64,12 @@ class SLN(nn.Module):
         self.cells = nn.ModuleList(
             LiquidCell(sizes[i], cfg.n_neurons, cfg.k, boost_beta=cfg.boost_beta,
                        duty_momentum=cfg.duty_momentum, lambda_min=cfg.lambda_min, ln_eps=cfg.ln_eps,
-                       masked=cfg.density_in < 1.0 or cfg.density_rec < 1.0)
+                       masked=cfg.density_in < 1.0 or cfg.density_rec < 1.0,
+                       lambda_init=(cfg.lambda_init_min, cfg.lambda_init_max), st_grad=cfg.st_grad)
             for i in range(cfg.n_layers))
         self.readout = nn.Linear(cfg.n_neurons, cfg.n_classes)
+        if cfg.readout == "mean_last":   # reads the top layer's liquid state h at each series' last valid step
+            self.readout_last = nn.Linear(cfg.n_neurons, cfg.n_classes, bias=False)
 
     # --- streaming API ----------------------------------------------------
     def init_state(self, batch: int = 1) -> list[State]:
@@ -103,6 +106,8 @@ class SLN(nn.Module):
         valid = None if lengths is None else torch.arange(T, device=dev)[None, :] < lengths.to(dev)[:, None]
         state = self.init_state(B) if state is None else state
         acc = torch.zeros(B, N, device=dev)
+        last = self.cfg.readout == "mean_last" and not lm
+        h_last = torch.zeros(B, N, device=dev) if last else None
         outs = []
         wins = [torch.zeros(N, device=dev) for _ in self.cells]
         nz_sums = [torch.zeros((), device=dev) for _ in self.cells]
@@ -116,6 +121,9 @@ class SLN(nn.Module):
                 outs.append(self.readout(y))
             else:
                 acc = acc + (y if v is None else y * v)
+                if last:   # the state of each series' last valid step (padding steps do not overwrite it)
+                    h_top = state[-1][0]
+                    h_last = h_top if v is None else torch.where(v, h_top, h_last)
             n_t = B if v is None else v.sum().clamp(min=1)                  # valid samples at step t
             for i, (m, s) in enumerate(zip(masks, state, strict=True)):
                 nz = s[1].detach() != 0
@@ -135,14 +143,26 @@ class SLN(nn.Module):
             logits = torch.stack(outs, 1)
         else:
             logits = self.readout(acc / (T if lengths is None else lengths.to(dev)[:, None].float()))
+            if last:
+                logits = logits + self.readout_last(h_last)
         mean = [z / n_valid for z in nz_sums]
         return SeqOutput(logits, state, Activity(active, mean, fired, wins, n_valid))
 
     def forward(self, x: torch.Tensor, dt: torch.Tensor | float | None = None, lengths: torch.Tensor | None = None,
-                return_activity: bool = False):
-        """-> logits (classify (B, C); lm (B, T, V)), or (logits, Activity) with return_activity."""
-        out = self.run(x, dt, lengths)
+                return_activity: bool = False, state: list[State] | None = None, return_output: bool = False):
+        """-> logits (classify (B, C); lm (B, T, V)), or (logits, Activity) with return_activity, or with
+        return_output the whole SeqOutput (logits, state after the last step, activity). state: continue
+        from it (the LM's carried windows come through forward this way, so that torchrun's
+        DistributedDataParallel, which only sees forward, can train them)."""
+        out = self.run(x, dt, lengths, state)
+        if return_output:
+            return out
         return (out.logits, out.activity) if return_activity else out.logits
+
+    def anneal(self, progress: float) -> None:
+        """k annealing (cfg.k_anneal): set every cell's training k for this share of training done."""
+        for c in self.cells:
+            c.k_train = annealed_k(progress, c.n_neurons, c.k, self.cfg.k_anneal) if self.cfg.k_anneal > 0 else None
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -189,7 +209,10 @@ class Stream:
         with torch.inference_mode():
             if self.model.cfg.task in PER_STEP:
                 return self.model.readout(self.y)
-            return self.model.readout(self.acc / max(1, self.steps))
+            logits = self.model.readout(self.acc / max(1, self.steps))
+            if self.model.cfg.readout == "mean_last":
+                logits = logits + self.model.readout_last(self.state[-1][0])
+            return logits
 
 
 def create_model(name: str, **overrides) -> SLN:

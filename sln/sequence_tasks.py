@@ -54,7 +54,19 @@ from .model import SLN
 from .series_files import DataFiles, file_record, is_series_file, read_series_file, run_label
 from .tasks.classify import describe, evaluate_classifier
 from .tasks.loop import bar_kwargs
-from .timeseries import DATASETS, TSSplits, check_channels, drop_steps, load_ts_dataset, make_splits, pad
+from .timeseries import (
+    DATASETS,
+    TSSplits,
+    check_channels,
+    code_inputs,
+    drop_plan,
+    drop_steps,
+    gather_steps,
+    load_ts_dataset,
+    make_splits,
+    pad,
+    patch_splits,
+)
 from .train import RunOptions, TrainSpec, classify_metrics, fit, resolve_threads, resume_config, write_metrics
 
 CKPT = "checkpoint.safetensors"
@@ -71,6 +83,11 @@ class SeriesTask:
     Epoch e draws its permutation, drop shares and dropped steps from one generator seeded with
     (seed, e), so epoch e is reproducible on its own (resume). The SLN reads (x, dt, lengths),
     the transformer (x, times, lengths).
+
+    Device: the loop's `to` puts the training series and labels on the training device once. Each
+    epoch's plan (batch indices, dropped steps and their dt, lengths, each batch's longest series) is
+    drawn on the CPU -- the same draws as before, so resumed runs are unchanged -- and copied there once
+    per epoch; a step only indexes the device tensors (no copy, no host read of a device value).
     """
 
     def __init__(self, data: TSSplits, batch_size: int, seed: int, train_drop: float, transformer: bool = False,
@@ -82,7 +99,12 @@ class SeriesTask:
         self.regular_t = torch.arange(data.x_train.shape[1])[None].expand(n, -1)       # (n, T) step indices
         # equal lengths: nothing to save, and the batches stay exactly the unbucketed ones
         self.bucket = bucket and bool((data.len_train != data.len_train[0]).any())
-        self._epoch, self._batches, self._gen = -1, [], torch.Generator()
+        self._epoch, self._steps = -1, []
+        self._x, self._y, self._dev = data.x_train, data.y_train, torch.device("cpu")
+
+    def to(self, dev: torch.device) -> None:
+        """The training series and labels on the training device (the loop calls this)."""
+        self._x, self._y, self._dev, self._epoch = self.data.x_train.to(dev), self.data.y_train.to(dev), dev, -1
 
     def epoch_batches(self, epoch: int) -> tuple[list[torch.Tensor], torch.Generator]:
         """The index batches of epoch e and its generator (after the permutation was drawn), a pure
@@ -105,16 +127,32 @@ class SeriesTask:
         T_b = the batch's longest series (padding beyond it is never computed)."""
         epoch, b = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            self._batches, self._gen = self.epoch_batches(epoch)
-            self._epoch = epoch
-        g, d = self._gen, self.data
-        idx = self._batches[b]
-        lengths = d.len_train[idx]
-        T_b = int(lengths.max())
-        x, dt, times = d.x_train[idx, :T_b], None, self.regular_t[idx, :T_b]
-        if self.train_drop > 0:
-            x, dt, lengths, times = drop_steps(x, lengths, float(torch.rand(1, generator=g)) * self.train_drop, g)
-        return x, dt, lengths, times, d.y_train[idx]
+            self._steps, self._epoch = self._plan(epoch), epoch
+        idx, times, dt, lengths = self._steps[b]
+        x = self._x[idx, :times.shape[1]] if dt is None else gather_steps(self._x[idx], times, lengths)
+        return x, dt, lengths, times, self._y[idx]
+
+    def _plan(self, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+        """Epoch e's batches as (indices, times, dt or None, lengths) on the training device, drawn on the
+        CPU in the order drop_steps would draw them (permutation, then per batch its drop share and steps)."""
+        batches, g = self.epoch_batches(epoch)
+        d, plan = self.data, []
+        for idx in batches:
+            lengths = d.len_train[idx]
+            dt = None
+            if self.train_drop > 0:
+                times, dt, lengths = drop_plan(lengths, float(torch.rand(1, generator=g)) * self.train_drop, g)
+            else:
+                times = self.regular_t[idx, :int(lengths.max())]
+            plan.append(tuple(None if t is None else t.to(self._dev, non_blocking=True)   # type: ignore[misc]
+                              for t in (idx, times, dt, lengths)))
+        return plan
+
+    def before_step(self, model: nn.Module, progress: float) -> None:
+        """k annealing (SLNConfig.k_anneal): the cells' training k for this share of training done."""
+        anneal = getattr(model, "anneal", None)
+        if anneal is not None:
+            anneal(progress)
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x, dt, lengths, times, y = batch
@@ -235,10 +273,18 @@ def load_series_files(train: str | Path, files: DataFiles) -> tuple[TSSplits, di
     return make_splits(tr, te, f"{train} / {files.test}"), records
 
 
-def series_state(data: TSSplits) -> dict[str, Any]:
-    """What evaluation needs from training (stored in the checkpoint): classes and normalisation."""
+def series_state(data: TSSplits, patch: int = 1) -> dict[str, Any]:
+    """What evaluation needs from training (stored in the checkpoint): classes, normalisation, patch factor."""
     return {"class_names": list(data.class_names), "mean": [float(v) for v in data.mean],
-            "std": [float(v) for v in data.std], "n_channels": int(data.x_train.shape[2])}
+            "std": [float(v) for v in data.std], "n_channels": len(data.mean), "patch": patch}
+
+
+def prepare_ts(cfg: SLNConfig, data: TSSplits) -> tuple[SLNConfig, TSSplits, int]:
+    """The recipe's data side: patches for long series (cfg.max_series_steps) and the level code of the values
+    (cfg.input_levels), then input_size / n_classes
+    from the data -> (config, splits, patch factor)."""
+    data, patch = patch_splits(data, cfg.max_series_steps, cfg.input_levels)
+    return _fit_cfg(cfg, data), data, patch
 
 
 def _check_resume_files(opts: RunOptions, records: dict[str, Any]) -> None:
@@ -267,7 +313,8 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None =
     else:
         data = load_ts_dataset(opts.dataset, opts.data_dir)
     data = limit_data(data, opts.limit_train, opts.limit_test)
-    cfg = resume_config(_fit_cfg(cfg, data), opts)
+    cfg, data, patch = prepare_ts(cfg, data)
+    cfg = resume_config(cfg, opts)
     torch.manual_seed(cfg.seed)
     model = SLN(cfg)
     task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop, progress=opts.progress)
@@ -279,16 +326,17 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None =
     print(f"{cfg.name}: N={cfg.n_neurons} x {cfg.n_layers}, k={cfg.k} ({100 * cfg.k / cfg.n_neurons:.1f}% active), "
           f"{model.num_params():,} params, {opts.dataset}: {n} train / {len(data.x_test)} test, "
           f"D={cfg.input_size}, T<={data.x_train.shape[1]}, {len(data.class_names)} classes, "
-          f"{resolve_threads(opts.threads)} threads; steps computed/needed per epoch "
+          f"{resolve_threads(opts.threads)} threads, {patch} sample(s) per step; steps computed/needed per epoch "
           f"{padding['computed']}/{padding['needed']}")
     spec = ts_spec(cfg.lr, cfg.weight_decay, cfg.epochs, task.steps_per_epoch, cfg.time_budget_s)
-    state = {"dataset": opts.dataset, "series": series_state(data), **({"files": records} if records else {})}
+    state = {"dataset": opts.dataset, "series": series_state(data, patch), **({"files": records} if records else {})}
     res = fit(model, task, spec, opts, state)
     irregular = irregular_eval_sln(model, data, opts.progress)
     for k, v in irregular.items():
         print(f"  {k}: with dt {100 * v['with_dt']:.2f}%   without dt {100 * v['without_dt']:.2f}%")
     metrics = {**classify_metrics(cfg, model, res, opts.dataset), "train_series": n,
                "test_series": len(data.x_test), "irregular": irregular, "drop_draws": DROP_DRAWS,
+               "samples_per_step": patch,
                "steps_per_epoch_computed": padding["computed"], "steps_per_epoch_needed": padding["needed"],
                **({"files": records} if records else {}), "history": res.history, "config": cfg.to_dict()}
     write_metrics(out, metrics)
@@ -308,7 +356,7 @@ def evaluate_checkpoint(checkpoint: str | Path, test: str | Path, test_sha256: s
     te = read_series_file(test, class_names=st["class_names"])
     check_channels(te, int(st["n_channels"]), str(test))
     mean, std = np.asarray(st["mean"], dtype=np.float32), np.asarray(st["std"], dtype=np.float32)
-    x, lengths = pad(te.series, mean, std)
+    x, lengths = code_inputs(*pad(te.series, mean, std), int(st.get("patch", 1)), model.cfg.input_levels)
     y = torch.from_numpy(te.labels)
     ev = evaluate_ts(model, x, lengths, y, progress=progress)
     res: dict[str, Any] = {"checkpoint": str(checkpoint), "test": record, "test_series": len(y),

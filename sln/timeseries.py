@@ -309,6 +309,55 @@ def load_ts_dataset(dataset: str, data_dir: Path | None = None) -> TSSplits:
     return make_splits(tr, te, dataset)
 
 
+def patch_factor(train_len_max: int, max_steps: int) -> int:
+    """Samples per step so that the longest training series takes <= max_steps steps (0 = off: 1)."""
+    return 1 if max_steps <= 0 or train_len_max <= max_steps else math.ceil(train_len_max / max_steps)
+
+
+def patch_series(x: torch.Tensor, lengths: torch.Tensor, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut (n, T, D) series into patches of s consecutive samples, one patch per step: -> (n, ceil(T/s), s*D)
+    (a step's input is its s samples, oldest first, channels interleaved per sample) and lengths ceil(len/s).
+    The last patch of a series is zero-padded (0 = the channel mean after normalisation). s = 1: unchanged."""
+    if s <= 1:
+        return x, lengths
+    n, T, D = x.shape
+    T2 = math.ceil(T / s)
+    xp = torch.zeros(n, T2 * s, D, dtype=x.dtype)
+    xp[:, :T] = x
+    return xp.reshape(n, T2, s * D), (lengths + s - 1) // s
+
+
+def code_inputs(x: torch.Tensor, lengths: torch.Tensor, patch: int, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's input coding of normalised, padded series: patches of `patch` samples, then the
+    level code of every value (training, evaluation and `sln evaluate` all call this)."""
+    x, lengths = patch_series(x, lengths, patch)
+    return level_code(x, levels), lengths
+
+
+def patch_splits(data: TSSplits, max_steps: int, levels: int = 0) -> tuple[TSSplits, int]:
+    """Both splits patched with the factor of the training split's longest series and level-coded
+    (`code_inputs`) -> (splits, patch factor)."""
+    s = patch_factor(int(data.len_train.max()), max_steps)
+    if s == 1 and levels <= 1:
+        return data, 1
+    xtr, ltr = code_inputs(data.x_train, data.len_train, s, levels)
+    xte, lte = code_inputs(data.x_test, data.len_test, s, levels)
+    return TSSplits(xtr, ltr, data.y_train, xte, lte, data.y_test, data.class_names, data.mean, data.std), s
+
+
+def level_code(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Soft thermometer code of every input value: (..., F) -> (..., F * levels), value v of feature f ->
+    sigmoid((v - c_j) / w) for `levels` thresholds c_j evenly spaced in [-2.5, 2.5] (w = their spacing), so
+    feature f's code is f*levels .. f*levels + levels - 1. Why: the cell's LayerNorm over W_in x + b removes
+    the scale of a univariate input (LN(w v) is the same for every v > 0), so a raw value only tells its sign;
+    coded, a value becomes a pattern that LayerNorm keeps. levels <= 1: unchanged."""
+    if levels <= 1:
+        return x
+    c = torch.linspace(-2.5, 2.5, levels, dtype=x.dtype)
+    w = 5.0 / (levels - 1)
+    return torch.sigmoid((x[..., None] - c) / w).flatten(-2)
+
+
 def drop_steps(x: torch.Tensor, lengths: torch.Tensor, drop: float, generator: torch.Generator
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Irregular resampling: drop a random share `drop` of each series' steps.
@@ -319,22 +368,37 @@ def drop_steps(x: torch.Tensor, lengths: torch.Tensor, drop: float, generator: t
     `times` is the original step index of each kept step. Padding has x = 0 and dt = 0 (dt = 0
     leaves the liquid state unchanged); models must still mask padded steps from readouts.
     """
+    times, dto, keep = drop_plan(lengths, drop, generator, x.dtype)
+    return gather_steps(x, times, keep), dto, keep, times
+
+
+def drop_plan(lengths: torch.Tensor, drop: float, generator: torch.Generator, dtype: torch.dtype = torch.float32
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """drop_steps without the values: which steps each series keeps, drawn on the CPU generator (the
+    same draws as drop_steps) -> times (n, T') kept steps' indices (0 in the padding), dt (n, T'),
+    kept lengths (n,). `gather_steps` then takes the values wherever the series live (a device)."""
     if not 0.0 <= drop < 1.0:
         raise ValueError(f"drop must be in [0, 1), got {drop}")
-    n, _, D = x.shape
+    n = len(lengths)
     keep_n = [max(1, int(round((1.0 - drop) * int(L)))) for L in lengths]
     T2 = max(keep_n)
-    xo = torch.zeros(n, T2, D, dtype=x.dtype)
-    dto = torch.zeros(n, T2, dtype=x.dtype)
+    dto = torch.zeros(n, T2, dtype=dtype)
     times = torch.zeros(n, T2, dtype=torch.long)
     for i, L in enumerate(lengths.tolist()):
         rest = torch.randperm(L - 1, generator=generator)[: keep_n[i] - 1] + 1 if L > 1 else torch.empty(0)
         idx = torch.cat([torch.zeros(1, dtype=torch.long), torch.sort(rest.long()).values])
-        xo[i, : len(idx)] = x[i, idx]
         prev = torch.cat([torch.full((1,), -1, dtype=torch.long), idx[:-1]])
-        dto[i, : len(idx)] = (idx - prev).to(x.dtype)
+        dto[i, : len(idx)] = (idx - prev).to(dtype)
         times[i, : len(idx)] = idx
-    return xo, dto, torch.tensor(keep_n, dtype=torch.long), times
+    return times, dto, torch.tensor(keep_n, dtype=torch.long)
+
+
+def gather_steps(x: torch.Tensor, times: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x (n, T, D), kept step indices times (n, T'), kept lengths (n,) -> (n, T', D), zero after each
+    series' kept steps; on x's device (times / keep there too), without reading a value to the host."""
+    steps = x.gather(1, times[..., None].expand(-1, -1, x.shape[2]))
+    valid = torch.arange(times.shape[1], device=x.device)[None, :] < keep[:, None]
+    return torch.where(valid[..., None], steps, torch.zeros((), dtype=x.dtype, device=x.device))
 
 
 def nn1_euclidean_accuracy(dataset: str, data_dir: Path | None = None) -> float:

@@ -3,7 +3,7 @@ resumed until done, ends with exactly the weights of an uninterrupted run; a tor
 killed write never survives the next save.
 
 Each run is a child process (a real kill, not an exception). The child trains sln-tiny at N=64 on 256
-real MNIST images for 4 epochs at 1 thread (a checkpoint per epoch), so it is deterministic; it resumes
+real MNIST images for 16 epochs at 1 thread (a checkpoint per epoch), so it is deterministic; it resumes
 when its folder holds a checkpoint. A kill inside the write is made by the child itself: its copy of
 `sln.checkpoint.save_file` writes half the file under the temporary name and then kills the process,
 which is what SIGKILL during the write leaves behind.
@@ -42,21 +42,26 @@ def torn(tensors, name, metadata=None):
             f.truncate(size // 2)
         os.kill(os.getpid(), signal.SIGKILL)
 ck.save_file = torn
-cfg = get_config("sln-tiny", epochs=4, n_neurons=64, active_frac=0.0625, batch_size=32)
+cfg = get_config("sln-tiny", epochs=int(os.environ["EPOCHS"]), n_neurons=64, active_frac=0.0625, batch_size=32)
 train(cfg, RunOptions(out=out, resume=(out / "checkpoint.safetensors").is_file(), limit_train=256,
                       limit_test=50, progress=False, threads=1))
 """
 
 
+# 16 epochs of 8 steps: a kill 0-300 ms after an epoch line must land before the run ends, also on a fast,
+# idle machine (with 4 epochs, a kill after the first could come after the last checkpoint: a finished run)
+EPOCHS = 16
+
+
 def _child(out: Path, kill_in_write: int = 0) -> subprocess.Popen:
-    env = {**os.environ, "KILL_IN_WRITE": str(kill_in_write), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "KILL_IN_WRITE": str(kill_in_write), "OMP_NUM_THREADS": "1", "EPOCHS": str(EPOCHS)}
     return subprocess.Popen([sys.executable, "-u", "-c", CHILD, str(out)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
     model, state = load_checkpoint(out / "checkpoint.safetensors")
-    assert state["step"] == 4 * 8, state["step"]            # 256 / 32 = 8 steps per epoch, 4 epochs
+    assert state["step"] == EPOCHS * 8, state["step"]       # 256 / 32 = 8 steps per epoch
     return model.state_dict()
 
 
@@ -100,8 +105,9 @@ def test_kills_at_random_moments_then_resume_equals_uninterrupted(tmp_path: Path
             line = p.stdout.readline()
         assert line.startswith("epoch"), p.communicate()[1]
         time.sleep(rnd.uniform(0.0, 0.3))
+        assert p.poll() is None, "the run ended before the kill: the test needs more epochs"
         p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
+        assert p.wait(timeout=30) == -signal.SIGKILL
         p.stdout.close()
         p.stderr.close()
     p = _child(run)

@@ -50,7 +50,12 @@ def test_named_models_are_sparse_and_overrides_apply() -> None:
         cfg = get_config(name)
         # the packet detectors (sln-ids-*) fire 12.5 %: a per-packet readout of k = 4 of 128 winners measured
         # per-packet ROC-AUC 0.978 against 0.997 for k = 16 (docs/SECURITY_IDS.md); an exception, stated there
-        if "dense" not in name and not name.startswith("sln-ids-"):
+        # sln-domains-tiny (N = 128) fires k = 5 = 3.9 %: with the same 420 s training run (2026-12-02) k = 3
+        # (2.3 %) measured grouped-test ROC-AUC 0.898 int8 against 0.921 for k = 5 (docs/SECURITY_APPS.md part 3)
+        if name == "sln-domains-tiny":
+            assert (cfg.n_neurons, cfg.k) == (128, 5)     # the exception covers only the measured k
+        exceptions = name.startswith("sln-ids-") or name == "sln-domains-tiny"
+        if "dense" not in name and not exceptions:
             assert cfg.k / cfg.n_neurons <= 0.03
     cfg = get_config("sln-small", n_neurons=100, active_frac=0.05)
     assert (cfg.n_neurons, cfg.k) == (100, 5)

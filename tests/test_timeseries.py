@@ -233,15 +233,17 @@ def test_basicmotions_loads_normalised() -> None:
 
 @pytest.mark.skipif(os.environ.get("SLN_SLOW_TESTS") != "1", reason="slow (1-3 min): set SLN_SLOW_TESTS=1")
 def test_basicmotions_trains_above_threshold(tmp_path: Path) -> None:
-    """30 epochs of sln-ts-small on real BasicMotions: >= 75 % test accuracy (60 epochs reached 92.5 %)."""
+    """30 epochs of the default recipe (sln-ts-small) on real BasicMotions: >= 75 % test accuracy (the
+    3-seed grid of docs/SEQUENCES.md measured 99.17 % mean), at the recipe's k / N active."""
     from sln.config import get_config
     from sln.sequence_tasks import train_timeseries
     from sln.train import RunOptions
     _basicmotions()
-    m = train_timeseries(get_config("sln-ts-small", epochs=30), RunOptions(dataset="basicmotions", out=tmp_path,
-                                                                          progress=False, threads=1))
+    cfg = get_config("sln-ts-small", epochs=30)
+    m = train_timeseries(cfg, RunOptions(dataset="basicmotions", out=tmp_path, progress=False, threads=1))
     assert m["test_accuracy"] >= 0.75, m["test_accuracy"]
-    assert math.isclose(m["active_fraction"][0], 7 / 256, rel_tol=1e-6)
+    assert cfg.k / cfg.n_neurons <= 0.03
+    assert math.isclose(m["active_fraction"][0], cfg.k / cfg.n_neurons, rel_tol=1e-6)
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "checkpoint.safetensors").is_file()
 
 

@@ -19,13 +19,17 @@ def build_parser() -> argparse.ArgumentParser:
     from ..config import list_models
     from .lm import add_lm_arguments
     from .ts import add_ts_arguments
+    from .ts_sln import add_ts_sln_arguments
 
     p = argparse.ArgumentParser(prog="benchmark.py", description=DESCRIPTION,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=["image", "lm", "ts-baselines"], default="image",
+    p.add_argument("--task", choices=["image", "lm", "lm-streams", "ts-baselines", "ts-sln"], default="image",
                    help="image: MNIST/Fashion-MNIST energy comparison; lm: the character-LM benchmark "
-                        "(sln.bench.lm); ts-baselines: majority / 1-NN ED / 1-NN DTW / MiniRocket on every "
-                        "UCR set of the sktime wheel (sln.bench.ts)")
+                        "(sln.bench.lm); lm-streams: int8 SLN vs int8 GPTs with a KV cache per token at equal "
+                        "bits/char (sln.bench.lm_streams); ts-baselines: majority / 1-NN ED / 1-NN DTW / "
+                        "MiniRocket on every "
+                        "UCR set of the sktime wheel (sln.bench.ts); ts-sln: the SLN's default recipe on "
+                        "the same sets, several seeds, a time budget per run (sln.bench.ts_sln)")
     p.add_argument("--compare-energy", action="store_true", help="run the SLN vs baselines comparison")
     p.add_argument("--model", default="sln-base", help="headline SLN model: " + ", ".join(list_models()))
     p.add_argument("--extra-models", default="sln-tiny,sln-small,sln-base",
@@ -75,8 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-limit-test", type=int, default=None, help="int8 accuracy/counts on the first N test "
                    "images only (default: all the test images used)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--train-device", default="cpu", metavar="auto|cpu|cuda[:N]",
+                   help="where the models this run trains (SLNs, ViT, CNN, CfC) train; every measurement is on "
+                        "the CPU regardless, and cpu keeps their seconds-per-epoch figures comparable")
     add_lm_arguments(p.add_argument_group("--task lm (with --json and --quick; sln.bench.lm.run_lm_benchmark)"))
+    from .lm_streams import add_streams_arguments
+    add_streams_arguments(p.add_argument_group("--task lm-streams (with --sln-checkpoint, --contexts, --json, "
+                                               "--markdown; sln.bench.lm_streams): int8 SLN vs int8 GPTs"))
     add_ts_arguments(p.add_argument_group("--task ts-baselines (with --json and --markdown; sln.bench.ts)"))
+    add_ts_sln_arguments(p.add_argument_group("--task ts-sln (with --json, --markdown, --train-threads; "
+                                              "sln.bench.ts_sln)"))
     return p
 
 
@@ -87,9 +99,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.task == "lm":
         from .lm import run_lm_benchmark
         return int(run_lm_benchmark(args))
+    if args.task == "lm-streams":
+        from .lm_streams import run_streams
+        if not (args.sln_checkpoint and args.gpt_checkpoints):
+            print("--task lm-streams needs --sln-checkpoint and --gpt-checkpoints", file=sys.stderr)
+            return 2
+        args.json = args.json or Path("bench/lm_streams.json")
+        args.markdown = args.markdown or Path("bench/lm_streams.md")
+        run_streams(args)
+        return 0
     if args.task == "ts-baselines":
         from .ts import run_ts_baselines
         return run_ts_baselines(args)
+    if args.task == "ts-sln":
+        from .ts_sln import run_ts_sln
+        return run_ts_sln(args)
     if not args.compare_energy:
         print("nothing to do: add --compare-energy (e.g. python benchmark.py --compare-energy --model sln-base)",
               file=sys.stderr)

@@ -266,7 +266,8 @@ def _get_sln(name: str, args: argparse.Namespace, train_if_missing: bool, epochs
     print(f"training {name} on {args.dataset} ({epochs} epochs) into {cache}")
     train(get_config(name, **overrides), RunOptions(dataset=args.dataset, out=cache, limit_train=args.limit_train,
                                                     limit_test=args.limit_test, progress=not args.no_progress,
-                                                    threads=args.train_threads))
+                                                    threads=args.train_threads,
+                                                    device=getattr(args, "train_device", "cpu")))
     torch.set_num_threads(1)  # timing is at 1 thread
     model, _ = load_checkpoint(cache / "checkpoint.safetensors")
     return model, f"trained by this run into {cache}", epochs
@@ -306,7 +307,7 @@ def _baselines(args: argparse.Namespace, data: tuple[np.ndarray, ...], epochs: i
         torch.set_num_threads(args.train_threads)
         model, info = train_fn(cfg, xtr, ytr, xte, yte, epochs,
                                args.cache_dir / f"{args.dataset}-{name}-e{epochs}-n{len(xtr)}",
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, device=getattr(args, "train_device", "cpu"))
         torch.set_num_threads(1)
         print(f"evaluating {name} ({label}{'reused' if info['reused'] else 'trained'}, {epochs} epochs)")
         return model, info

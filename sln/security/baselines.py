@@ -161,26 +161,30 @@ class CharCNN:
     name = "char-CNN"
 
     def __init__(self, max_len: int = 64, tail: bool = True, epochs: int = 4, batch: int = 256,
-                 lr: float = 3e-3, seed: int = 0) -> None:
+                 lr: float = 3e-3, seed: int = 0, device: str = "cpu") -> None:
         self.max_len, self.tail, self.epochs, self.batch, self.lr, self.seed = max_len, tail, epochs, batch, lr, seed
+        self.device = device      # where fit trains (auto|cpu|cuda); scored and timed on the CPU
 
     def fit(self, texts: list[str], y: np.ndarray) -> CharCNN:
+        from ..device import resolve_device
+        dev = resolve_device(self.device)
         torch.manual_seed(self.seed)
         g = torch.Generator().manual_seed(self.seed)
         ids = torch.from_numpy(encode(texts, self.max_len, self.tail))
         yt = torch.as_tensor(np.asarray(y), dtype=torch.float32)
-        self.net = _CNN()
+        self.net = _CNN().to(dev)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         # the classes are ~1:8; weighting the positives keeps the loss from ignoring them
-        pos_weight = torch.tensor(float((yt == 0).sum() / max((yt == 1).sum(), 1)))
+        pos_weight = torch.tensor(float((yt == 0).sum() / max((yt == 1).sum(), 1)), device=dev)
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        ids, yt = ids.to(dev), yt.to(dev)          # the training set on the device once
         self.net.train()
-        for _ in range(self.epochs):
-            for b in torch.randperm(len(ids), generator=g).split(self.batch):
+        for _ in range(self.epochs):   # the permutation drawn on the CPU generator, copied once per epoch
+            for b in torch.randperm(len(ids), generator=g).to(dev).split(self.batch):
                 opt.zero_grad()
                 loss_fn(self.net(ids[b]), yt[b]).backward()
                 opt.step()
-        self.net.eval()
+        self.net.cpu().eval()
         return self
 
     @torch.no_grad()

@@ -98,7 +98,11 @@ def score_ids(model: SLN, ids: torch.Tensor, lengths: torch.Tensor, batch: int =
 class DomainTask:
     """The loop's task (sln/tasks/loop.py). Epoch e: a permutation from a generator seeded with (seed, e),
     cut into chunks of SORT_CHUNK batches sorted by length (so a batch runs ~its samples' length in
-    steps, not 48), the batch order shuffled again; reproducible per epoch (resume)."""
+    steps, not 48), the batch order shuffled again; reproducible per epoch (resume).
+
+    Device: the loop's `to` puts the training ids, lengths and labels on the training device once; the
+    epoch's plan is drawn on the CPU and its indices copied there once per epoch (each batch's longest
+    sample is known on the CPU), so a step only indexes device tensors: no copy, no host read."""
 
     eval_each_epoch = True
 
@@ -110,7 +114,13 @@ class DomainTask:
         self.val_y = np.array([s.label for s in val], dtype=np.int64)
         self.batch_size, self.seed = batch_size, seed
         self.steps_per_epoch = math.ceil(len(train) / batch_size)
-        self._epoch, self._batches = -1, []
+        self._epoch, self._batches, self._cuts = -1, [], []
+        self._ids, self._len, self._y, self._dev = self.ids, self.lengths, self.y, torch.device("cpu")
+
+    def to(self, dev: torch.device) -> None:
+        """The training set on the training device (the loop calls this)."""
+        self._ids, self._len, self._y = self.ids.to(dev), self.lengths.to(dev), self.y.to(dev)
+        self._dev, self._epoch = dev, -1
 
     def _plan(self, epoch: int) -> list[torch.Tensor]:
         g = torch.Generator().manual_seed(self.seed * 100003 + epoch)
@@ -125,10 +135,12 @@ class DomainTask:
         """-> ids (B, T_batch) int64, lengths (B,), labels (B,)."""
         epoch, b = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            self._batches, self._epoch = self._plan(epoch), epoch
+            plan = self._plan(epoch)
+            self._cuts = [int(self.lengths[i].max()) for i in plan]           # on the CPU copy of the lengths
+            self._batches = list(torch.cat(plan).to(self._dev, non_blocking=True).split([len(i) for i in plan]))
+            self._epoch = epoch
         idx = self._batches[b]
-        L = self.lengths[idx]
-        return self.ids[idx, :int(L.max())], L, self.y[idx]
+        return self._ids[idx, :self._cuts[b]], self._len[idx], self._y[idx]
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -208,8 +220,8 @@ def train_detector(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     val_s = score_ids(model, task.val_ids, task.val_len)
     thr = metrics.calibrate_threshold(val_s[task.val_y == 0], CAL_FPR)
     spec = DetectorSpec(opts.dataset, max_len, tail, thr, CAL_FPR)
-    state = json.loads(read_checkpoint(out / CKPT)[0]["train"])   # the loop's train_state (step, history)
-    if is_main():
+    if is_main():   # under torchrun only rank 0 wrote the loop's checkpoint (train_state: step, history)
+        state = json.loads(read_checkpoint(out / CKPT)[0]["train"])
         save_checkpoint(out / CKPT, model, res.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
                         | {"detector": spec.to_dict()})
 

@@ -43,7 +43,9 @@ import torch.nn.functional as F
 
 from ..checkpoint import CheckpointError, load_with_spec, read_checkpoint, save_checkpoint
 from ..config import SLNConfig
+from ..device import is_main
 from ..model import SLN
+from ..prune import Pruner
 from ..tasks.loop import CKPT, RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
 from .ids_data import (
     DT_SCALE,
@@ -108,7 +110,11 @@ def gru_hidden_for(params: int, input_size: int, n_classes: int) -> int:
 class PacketTask:
     """The loop's task (sln/tasks/loop.py): windows of WINDOW consecutive packets from the training
     segments (contiguous runs of the real stream), starts drawn from a generator seeded (seed, epoch);
-    loss over the steps after BURN_IN. Epoch = as many windows as the segments hold packets."""
+    loss over the steps after BURN_IN. Epoch = as many windows as the segments hold packets.
+
+    Device: the loop's `to` puts the stream's features, dt, labels and class weights on the training
+    device once; an epoch's window starts are drawn on the CPU (the same per-step generators as before)
+    and copied there once per epoch, and a batch is gathered there (stream[start + arange(WINDOW)])."""
 
     eval_each_epoch = False
 
@@ -129,14 +135,28 @@ class PacketTask:
         ys = self.y[torch.cat([torch.arange(a, b) for a, b in self.segs])]
         cnt = torch.bincount(ys, minlength=2).double().clamp(min=1)
         self.class_w = (cnt.sum() / (2 * cnt)).float()          # inverse frequency, mean weight 1
+        self._epoch, self._starts, self._window = -1, torch.empty(0), torch.arange(WINDOW)
+
+    def to(self, dev: torch.device) -> None:
+        """The stream and the class weights on the training device (the loop calls this)."""
+        self.x, self.dt, self.y, self.class_w = (t.to(dev) for t in (self.x, self.dt, self.y, self.class_w))
+        self._window, self._epoch = self._window.to(dev), -1
+
+    def epoch_starts(self, epoch: int) -> torch.Tensor:
+        """(steps_per_epoch, batch_size) window starts of epoch e; step b's from a generator seeded (seed, e, b)."""
+        rows = []
+        for b in range(self.steps_per_epoch):
+            rng = np.random.default_rng([self.seed, epoch, b])
+            seg = rng.choice(len(self.segs), size=self.batch_size, p=self.p)
+            rows.append([rng.integers(self.segs[s][0], self.segs[s][1] - WINDOW + 1) for s in seg])
+        return torch.tensor(rows, dtype=torch.long)
 
     def get_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> x (B, WINDOW, D), dt (B, WINDOW) in cell units, y (B, WINDOW)."""
         epoch, b = divmod(step, self.steps_per_epoch)
-        rng = np.random.default_rng([self.seed, epoch, b])
-        seg = rng.choice(len(self.segs), size=self.batch_size, p=self.p)
-        starts = np.array([rng.integers(self.segs[s][0], self.segs[s][1] - WINDOW + 1) for s in seg])
-        idx = torch.from_numpy(starts[:, None] + np.arange(WINDOW)[None, :])
+        if epoch != self._epoch:
+            self._starts, self._epoch = self.epoch_starts(epoch).to(self._window.device, non_blocking=True), epoch
+        idx = self._starts[b][:, None] + self._window[None, :]                 # (B, WINDOW) on the device
         return self.x[idx], self.dt[idx], self.y[idx]
 
     def loss(self, model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -209,7 +229,12 @@ def train_on_split(model: nn.Module, cap: Capture, split: Split, mode: str, spec
     scale = fit_scale(cap.ev.x[split.train & (cap.y == 0)])
     x, dt = stream_inputs(cap, scale)
     task = PacketTask(x, dt, cap.y, split.segments(), mode, batch_size, seed)
+    mcfg = getattr(model, "cfg", None)
+    if isinstance(mcfg, SLNConfig) and min(mcfg.density_in, mcfg.density_rec) < 1.0:
+        # sparse weights (--density-in / --density-rec): the magnitude-pruning schedule over the run's epochs
+        task.after_step = Pruner(mcfg, task.steps_per_epoch * mcfg.epochs)   # type: ignore[attr-defined]
     res = fit(model, task, spec, opts, train_state)
+    model.cpu()     # trained on --device; the stream is scored one packet at a time: the CPU's work (C runtime)
     out = stream_outputs(model, x, dt)
     tb = split.train & (cap.y == 0)
     w = residual_weight(out[tb], x[tb]) if mode == "reconstruct" else None
@@ -241,13 +266,15 @@ def train_packets(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
     print(f"{cfg.name}: N={cfg.n_neurons}, k={cfg.k}, {model.num_params():,} params; {mode}; capture {cap.path}: "
           f"{len(cap.y)} packets, {int(split.train.sum())} train / {int(split.val.sum())} val; {threads} threads")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    if is_main():                                     # under torchrun only rank 0 writes
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     t = train_on_split(model, cap, split, mode, TrainSpec.from_config(cfg), opts, cfg.batch_size, cfg.seed,
                        {"dataset": "packets"})
     torch.set_num_threads(threads)
-    state = json.loads(read_checkpoint(out / CKPT)[0]["train"])
-    save_checkpoint(out / CKPT, model, t.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
-                    | {"ids": t.spec.to_dict()})
+    if is_main():                 # under torchrun only rank 0 wrote the loop's checkpoint and adds the spec
+        state = json.loads(read_checkpoint(out / CKPT)[0]["train"])
+        save_checkpoint(out / CKPT, model, t.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
+                        | {"ids": t.spec.to_dict()})
     rep = ids_report(cap, unsupervised_split(cap), t.scores, t.spec.threshold)
     m = {"dataset": "packets", "model": cfg.name, "mode": mode, "capture": cap.path, "ids": t.spec.to_dict(),
          "test": rep, "params": model.num_params(), "k": cfg.k, "n_neurons": cfg.n_neurons, "steps": t.steps,

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..config import SLNConfig, get_config
+from ..device import add_device_argument
 from ..energy import estimate_pj, get_profile
 from ..model import SLN
 from ..tasks.loop import RunOptions, TrainSpec
@@ -111,13 +112,15 @@ def _sklearn():  # noqa: ANN202
 
 
 def run(capture: str | Path, quick: bool = False, seed: int = 0, steps: int | None = None,
-        threads: int = 1) -> dict[str, Any]:
+        threads: int = 1, device: str = "cpu") -> dict[str, Any]:
+    """device: where the SLN and GRU detectors train (default the CPU, where the baselines run and their
+    fit seconds are compared); scoring streams one packet at a time on the CPU either way."""
     torch.set_num_threads(threads)
     cap = D.load_capture(capture)
     unsup = D.unsupervised_split(cap)
     types = cap.types()
     n_steps = steps or (20 if quick else 300)
-    opts = RunOptions(out=None, progress=False, threads=threads)
+    opts = RunOptions(out=None, progress=False, threads=threads, device=device)
     ens = _sklearn()
     res: dict[str, Any] = {"capture": str(capture), "packets": len(cap.y), "sha256": cap.sha256, "seed": seed,
                            "steps": n_steps, "quick": quick, "calibration_fpr": CAL_FPR,
@@ -280,10 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="training steps per neural model (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    add_device_argument(p)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
     a = p.parse_args(argv)
-    res = run(a.capture, a.quick, a.seed, a.steps, a.threads)
+    res = run(a.capture, a.quick, a.seed, a.steps, a.threads, a.device)
     md = markdown(res)
     print(md)
     if a.json:

@@ -13,6 +13,8 @@ GPT baseline, the benchmark's ViT/CfC/dense baselines) builds a model and a *tas
     loss(model, batch) -> (loss, stats)   scalar loss to minimise, detached 0-d tensors to display
     evaluate(model) -> dict          held-out metrics (called in eval mode)
     describe(ev) -> str              one line for the log (optional)
+    before_step(model, progress) -> None  called before each step with the share of training done
+                                     (steps / total, or elapsed / budget; optional): k annealing
     after_step(model, step) -> None  called after each optimizer step, before any checkpoint of
                                      that step (optional; None = no hook): the weight-pruning
                                      schedule of sparse SLNs (sln/prune.py)
@@ -239,6 +241,7 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
     if spe < 1:
         raise ValueError("the task has no training batch; use more training data or a smaller --batch-size")
     after_step = getattr(task, "after_step", None)
+    before_step = getattr(task, "before_step", None)   # optional: before_step(model, progress in [0, 1])
     cfg = getattr(model, "cfg", None)
     if after_step is None and isinstance(cfg, SLNConfig) and min(cfg.density_in, cfg.density_rec) < 1.0:
         # a sparse config trained without the schedule would silently come out dense
@@ -295,6 +298,8 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
               else lr_at(step, total, spec.lr, warm, spec.floor))
         for grp in opt.param_groups:
             grp["lr"] = lr
+        if before_step is not None:   # share of training done, as the lr schedule counts it
+            before_step(model, el / budget if budget else step / total)
         batch = to_device(task.get_batch(step), dev)       # a no-op for a task whose data is on dev
         share = 1.0
         if world > 1:
@@ -338,6 +343,8 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
                 t_start += last_save - t_eval
                 if opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch:
                     break
+            elif opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch:
+                break                                          # evaluated and saved after the loop
         if out is not None and not task.eval_each_epoch and time.monotonic() - last_save > spec.checkpoint_every_s:
             save()                                            # periodic, atomic
             last_save = time.monotonic()
