@@ -69,6 +69,10 @@ def _seeds(folder: Path) -> list[Path]:
     xe, dte = rng.exponential(1.0, (300, 58)), rng.exponential(2e-3, 300)
     spec = IdsSpec("reconstruct", [1.0] * 58, 1.0, 1e-3, resid_weight=[1.0] * 58)
     seeds["int8_events.sln"] = events_to_bytes(quantize_events(ev, spec, xe, dte, 1e-5, 1e-1))
+    tk = SLN(get_config("sln-domains-tiny", n_neurons=16, active_frac=0.125)).eval()   # token classifier (kind 2)
+    ids = torch.randint(1, 61, (50, 48))
+    lens = torch.randint(1, 49, (50,))
+    seeds["int8_tokens.sln"] = fmt.token_to_bytes(quant.quantize(tk, ids.numpy(), token_lengths=lens.numpy()))
     paths = []
     for name, data in seeds.items():
         (folder / name).write_bytes(data)

@@ -1,6 +1,6 @@
 /* fuzz_load.c -- libFuzzer harness for the untrusted-file path of the runtime: sln_load of both
  * model kinds, then (on a file that loads) one inference through every entry point a program
- * uses: sln_run (dense rows), sln_step (an event list), sln_lm_step + sln_sample, sln_events_step.
+ * uses: sln_run (dense rows), sln_step (an event list), sln_lm_step + sln_sample, sln_classify_tokens, sln_events_step.
  *
  *   make -C runtime fuzz                      clang -fsanitize=fuzzer,address,undefined, -DSLN_FLOAT
  *   build/fuzz_load -max_total_time=60 CORPUS_DIR
@@ -142,6 +142,27 @@ static void run_events(const sln_model *m) /* event model (kind 3): steps at bot
   free(state);
 }
 
+static void run_tokens(const sln_model *m) /* token classifier (kind 2): lengths 1 and n_steps, refused inputs */
+{
+  size_t ws_len = 0;
+  void *ws;
+  uint16_t tok[SLN_MAX_STEPS + 1u];
+  int32_t logits[SLN_MAX_CLASSES];
+  uint32_t i;
+  check_status(sln_workspace_size(m, &ws_len), "workspace_size");
+  if (ws_len == 0u || ws_len > MAX_BUF || m->n_classes > SLN_MAX_CLASSES) return;
+  ws = malloc(ws_len);
+  if (ws == NULL) return;
+  for (i = 0; i <= m->n_steps; i++) tok[i] = (uint16_t)(mix(i) % m->input_size);
+  must(sln_classify_tokens(m, tok, 1u, ws, ws_len, logits) == SLN_OK, "tokens: length 1");
+  must(sln_classify_tokens(m, tok, m->n_steps, ws, ws_len, logits) == SLN_OK, "tokens: length n_steps");
+  must(sln_classify_tokens(m, tok, 0u, ws, ws_len, logits) == SLN_ERR_ARG, "tokens: length 0 refused");
+  must(sln_classify_tokens(m, tok, m->n_steps + 1u, ws, ws_len, logits) == SLN_ERR_ARG, "tokens: too long refused");
+  tok[0] = (uint16_t)m->input_size;
+  must(sln_classify_tokens(m, tok, 1u, ws, ws_len, logits) == SLN_ERR_ARG, "tokens: id >= input_size refused");
+  free(ws);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   sln_model m;
@@ -167,6 +188,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (st == SLN_OK) {
     must(m.numeric == SLN_NUMERIC_INT8, "a loaded LM is int8");
     run_lm(&m);
+  }
+  st = sln_load(&m, aligned, size, SLN_KIND_TOKEN_CLASSIFIER);
+  check_status(st, "load token classifier");
+  if (st == SLN_OK) {
+    must(m.numeric == SLN_NUMERIC_INT8, "a loaded token classifier is int8");
+    run_tokens(&m);
   }
   st = sln_load(&m, aligned, size, SLN_KIND_EVENT_MODEL);
   check_status(st, "load event model");
