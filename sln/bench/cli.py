@@ -23,13 +23,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="benchmark.py", description=DESCRIPTION,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", choices=["image", "lm", "lm-streams", "ts-baselines", "ts-sln"], default="image",
+    p.add_argument("--task", choices=["image", "lm", "lm-streams", "ts-baselines", "ts-sln", "ts-streams"],
+                   default="image",
                    help="image: MNIST/Fashion-MNIST energy comparison; lm: the character-LM benchmark "
                         "(sln.bench.lm); lm-streams: int8 SLN vs int8 GPTs with a KV cache per token at equal "
                         "bits/char (sln.bench.lm_streams); ts-baselines: majority / 1-NN ED / 1-NN DTW / "
                         "MiniRocket on every "
                         "UCR set of the sktime wheel (sln.bench.ts); ts-sln: the SLN's default recipe on "
-                        "the same sets, several seeds, a time budget per run (sln.bench.ts_sln)")
+                        "the same sets, several seeds, a time budget per run (sln.bench.ts_sln); ts-streams: "
+                        "int8 SLN vs int8 causal transformers with a KV cache per event of a time series at equal "
+                        "test accuracy (sln.bench.ts_streams)")
     p.add_argument("--compare-energy", action="store_true", help="run the SLN vs baselines comparison")
     p.add_argument("--model", default="sln-base", help="headline SLN model: " + ", ".join(list_models()))
     p.add_argument("--extra-models", default="sln-tiny,sln-small,sln-base",
@@ -89,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_ts_arguments(p.add_argument_group("--task ts-baselines (with --json and --markdown; sln.bench.ts)"))
     add_ts_sln_arguments(p.add_argument_group("--task ts-sln (with --json, --markdown, --train-threads; "
                                               "sln.bench.ts_sln)"))
+    from .ts_streams import add_ts_streams_arguments
+    add_ts_streams_arguments(p.add_argument_group("--task ts-streams (with --sln-checkpoint, --gpt-checkpoints, "
+                                                  "--contexts, --latency-tokens, --no-c, --plot, --json, --markdown; "
+                                                  "sln.bench.ts_streams)"))
     return p
 
 
@@ -107,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
         args.json = args.json or Path("bench/lm_streams.json")
         args.markdown = args.markdown or Path("bench/lm_streams.md")
         run_streams(args)
+        return 0
+    if args.task == "ts-streams":
+        from .ts_streams import run_ts_streams
+        if not (args.sln_checkpoint and args.gpt_checkpoints):
+            print("--task ts-streams needs --sln-checkpoint and --gpt-checkpoints (python -m "
+                  "sln.bench.ts_streams_train --out runs/ts-streams makes them)", file=sys.stderr)
+            return 2
+        args.json = args.json or Path("bench/ts_streams.json")
+        args.markdown = args.markdown or Path("bench/ts_streams.md")
+        run_ts_streams(args)
         return 0
     if args.task == "ts-baselines":
         from .ts import run_ts_baselines

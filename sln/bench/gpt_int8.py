@@ -84,17 +84,29 @@ def counted_step(model: GPTLM, token: int, caches: list[tuple[torch.Tensor, torc
     """One batch-1 decode step of GPTLM (the same arithmetic as GPTLM.forward on one position) through
     the counter: token id, caches (per layer (k, v) (1, H, pos, d/H)) of positions 0..pos-1
     -> logits (V,), new caches."""
-    cfg = model.cfg
-    d, H = cfg.d_model, cfg.n_heads
-    dh = d // H
+    d = model.cfg.d_model
     x = model.tok.weight[token].view(1, 1, d)
     c.weight_bytes += 4 * d                       # the embedding row (OpCounter's fp32 unit: /4 at int8)
     pe = sinusoidal(1, d, pos).view(1, 1, d)
     c.nonlin += d                                 # d sin / cos evaluations
     c.muls += d                                   # position x frequency
     x = c.add(x, c.scale(pe, POS_SCALE))
+    x, new = counted_blocks(model.blocks, x, caches, c)
+    logits = c.linear(c.layer_norm(x, model.ln_f), _head(model), "head")
+    return logits.view(-1), new
+
+
+@torch.no_grad()
+def counted_blocks(blocks: nn.ModuleList, x: torch.Tensor, caches: list[tuple[torch.Tensor, torch.Tensor]] | None,
+                   c: GPTInt8Counter) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """The decoder blocks (sln.gpt.Block) of one batch-1 position x (1, 1, d) through the counter, the
+    KV caches of the earlier positions -> x, new caches. Shared by the LM GPT and the time-series
+    transformer (sln.bench.ts_gpt)."""
+    d = x.shape[-1]
     new = []
-    for i, blk in enumerate(model.blocks):
+    for i, blk in enumerate(blocks):
+        H = blk.heads
+        dh = d // H
         qkv = c.linear(c.layer_norm(x, blk.ln1), blk.qkv, "attention.qkv")      # (1, 1, 3d)
         c.act8_written -= 2 * d                   # the new k and v are written into the KV cache
         c.kv_written += 2 * d
@@ -108,8 +120,7 @@ def counted_step(model: GPTLM, token: int, caches: list[tuple[torch.Tensor, torc
         h = c.gelu(c.linear(c.layer_norm(x, blk.ln2), blk.fc, "mlp"))
         x = c.add(x, c.linear(h, blk.out, "mlp"))
         new.append((k, v))
-    logits = c.linear(c.layer_norm(x, model.ln_f), _head(model), "head")
-    return logits.view(-1), new
+    return x, new
 
 
 def gpt_int8_formula(d: int, layers: int, heads: int, vocab: int, c: int) -> dict[str, float]:
