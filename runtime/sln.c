@@ -988,7 +988,7 @@ sln_status sln_lm_step(const sln_model *m, void *state, size_t state_len, uint32
   return SLN_OK;
 }
 
-/* token classifier (intspec.token_forward): one token event per step, readout of the mean of the top
+/* token classifier (intspec_seq.token_forward): one token event per step, readout of the mean of the top
  * layer over the n steps: logit_c = sat(round_div(rq(W_o acc, M_out_c), n) + b_c) */
 sln_status sln_classify_tokens(const sln_model *m, const uint16_t *tokens, uint32_t n, void *ws, size_t ws_len,
                                int32_t *logits)

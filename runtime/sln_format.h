@@ -115,7 +115,7 @@
 #define SLN_LOGIT_FRAC (16)
 #define SLN_LOG2E_Q16 (94548)
 #define SLN_SEED_ZERO 2463534242u /* xorshift32 state used for seed 0 */
-/* 2^(-i/16) in Q16, i = 0..16: the sampler's exp table (intspec.EXP2_LUT) */
+/* 2^(-i/16) in Q16, i = 0..16: the sampler's exp table (intspec_seq.EXP2_LUT) */
 #define SLN_EXP2_LUT { 65536, 62757, 60097, 57549, 55109, 52773, 50535, 48393, 46341, 44376, 42495, 40693, 38968, 37316, 35734, 34219, 32768 }
 
 /* operation counters (columns of each term row; host builds with -DSLN_COUNTERS) */

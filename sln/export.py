@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import intspec, quant
+from . import intspec, intspec_seq, quant
 from .fmt import (
     c_array_header,
     generate_c_header,
@@ -70,7 +70,7 @@ def _main_lm(a: argparse.Namespace) -> int:
     r = export_lm(model, vocab, tr[: a.calib_chars], a.out)
     qm = lm_from_bytes((Path(a.out) / "model.sln").read_bytes())
     pid = vocab.encode(a.prompt).tolist()
-    ids = intspec.generate_ids(qm, pid, a.tokens, a.seed, a.temp_q8, a.top_k)
+    ids = intspec_seq.generate_ids(qm, pid, a.tokens, a.seed, a.temp_q8, a.top_k)
     print(json.dumps(r, indent=1))
     print("args", a.tokens, a.seed, a.temp_q8, a.top_k, *pid)
     print("tokens", *ids)

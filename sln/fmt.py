@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from . import intspec
+from . import intspec, intspec_seq
 from .intspec import QLayer, QModel
 
 MAGIC = 0x514E4C53          # b"SLNQ" read as a little-endian u32
@@ -176,7 +176,7 @@ CONSTANTS: dict[str, int] = {
     "SLN_GAMMA_FRAC": intspec.GAMMA_FRAC, "SLN_INV_BITS": intspec.INV_BITS, "SLN_ALPHA_ONE": intspec.ALPHA_ONE,
     "SLN_LUT_LO": intspec.LUT_LO, "SLN_LUT_STEP_LOG2": intspec.LUT_STEP_LOG2, "SLN_LUT_SIZE": intspec.LUT_SIZE,
     "SLN_BOOST_MAX": intspec.BOOST_MAX, "SLN_H_MAX": intspec.H_MAX, "SLN_LOGIT_FRAC": intspec.LOGIT_FRAC,
-    "SLN_LOG2E_Q16": intspec.LOG2E_Q16,
+    "SLN_LOG2E_Q16": intspec_seq.LOG2E_Q16,
 }
 # Operation counters of the float engine (host benchmark builds, -DSLN_COUNTERS): one row of
 # these columns per term (3l+0 input, 3l+1 recurrent, 3l+2 elementwise of layer l; last row readout).
@@ -404,7 +404,7 @@ def lm_from_bytes(data: bytes) -> QModel:
 
 
 def token_to_bytes(qm: QModel) -> bytes:
-    """A token classifier (intspec.token_forward: one-hot token events, mean readout over the valid
+    """A token classifier (intspec_seq.token_forward: one-hot token events, mean readout over the valid
     steps, n_steps = the most tokens a sequence may hold) -> .sln bytes of model_kind 2."""
     return to_bytes(qm, MODEL_KINDS["token_classifier"])
 
@@ -547,9 +547,9 @@ def generate_c_header() -> str:
     out += [f"#define {k} {v}u" for k, v in LIMITS.items()]
     out += ["", "/* integer model constants (see sln/intspec.py) */"]
     out += [f"#define {k} ({v})" for k, v in CONSTANTS.items()]
-    out += [f"#define SLN_SEED_ZERO {intspec.SEED_ZERO}u /* xorshift32 state used for seed 0 */",
-            "/* 2^(-i/16) in Q16, i = 0..16: the sampler's exp table (intspec.EXP2_LUT) */",
-            f"#define SLN_EXP2_LUT {{ {', '.join(map(str, intspec.EXP2_LUT))} }}"]
+    out += [f"#define SLN_SEED_ZERO {intspec_seq.SEED_ZERO}u /* xorshift32 state used for seed 0 */",
+            "/* 2^(-i/16) in Q16, i = 0..16: the sampler's exp table (intspec_seq.EXP2_LUT) */",
+            f"#define SLN_EXP2_LUT {{ {', '.join(map(str, intspec_seq.EXP2_LUT))} }}"]
     out += ["", "/* operation counters (columns of each term row; host builds with -DSLN_COUNTERS) */"]
     out += [f"#define SLN_C_{name.upper()} {i}u /* {doc} */"
             for i, (name, doc) in enumerate(zip(COUNTER_NAMES, COUNTER_DOCS, strict=True))]

@@ -145,7 +145,7 @@ def quantize(model: SLN, calib: np.ndarray | torch.Tensor, token_lengths: np.nda
     """Post-training quantisation of any SLN. calib: training images uint8 (n, 28, 28) for a
     classifier (n_steps = pixels / input_size), or training-text token ids (L,) for an LM (n_steps 1),
     or, with token_lengths (n,), token sequences (n, T) of a token classifier (n_steps = T, the most
-    tokens; no 1/T in M_out: intspec.token_readout divides by each sequence's length)."""
+    tokens; no 1/T in M_out: intspec_seq.token_readout divides by each sequence's length)."""
     cfg = model.cfg
     model.eval()
     lm = cfg.task == "lm"

@@ -19,7 +19,7 @@ import torch
 from _int8_helper import deterministic_torch, require_lsan, run_cli
 from conftest import train_tiny_lm
 
-from sln import export, fmt, intspec
+from sln import export, fmt, intspec, intspec_seq
 from sln.fmt import ERROR_CODES, HEADER_OFFSETS
 from sln.model import SLN
 from sln.text import Vocab
@@ -83,16 +83,16 @@ def _tokens(stdout: str) -> list[int]:
 
 
 def test_sampler_primitives_match_their_spec() -> None:
-    assert intspec.xorshift32(1) == 270369                     # Marsaglia's xorshift32 (13, 17, 5)
+    assert intspec_seq.xorshift32(1) == 270369                     # Marsaglia's xorshift32 (13, 17, 5)
     src = (RUNTIME / "sln_format.h").read_text()                # the C sampler's table (sln.c)
     c_lut = [int(v) for v in re.search(r"#define SLN_EXP2_LUT \{([^}]*)\}", src).group(1).split(",")]
-    assert tuple(c_lut) == intspec.EXP2_LUT
+    assert tuple(c_lut) == intspec_seq.EXP2_LUT
     assert "exp2_lut[17] = SLN_EXP2_LUT" in (RUNTIME / "sln.c").read_text()
     for z in (0, -1, -30000, -65536, -5 * 65536, -20 * 65536):
-        assert intspec.exp_weight(z) == pytest.approx(65536 * np.exp(z / 65536), rel=2e-3, abs=2)
-    assert intspec.exp_weight(-200 * 65536) == 0
+        assert intspec_seq.exp_weight(z) == pytest.approx(65536 * np.exp(z / 65536), rel=2e-3, abs=2)
+    assert intspec_seq.exp_weight(-200 * 65536) == 0
     # greedy ignores the RNG; top-1 sampling is greedy; ties go to the lowest id
-    s = intspec.Sampler(5)
+    s = intspec_seq.Sampler(5)
     logits = np.array([3, 7, 7, 1])
     assert s.sample(logits, 0, 0) == 1 and s.sample(logits, 256, 1) == 1
     # sampling frequencies follow softmax(logits / T)
@@ -112,7 +112,7 @@ def test_integer_lm_tracks_the_float_lm(lm: LM) -> None:
     nll_q = nll_f = 0.0
     with torch.no_grad():
         for i, (t, nxt) in enumerate(zip(ids[:-1], ids[1:], strict=True)):
-            q = intspec.lm_step(lm.qm, t, st) / 65536.0
+            q = intspec_seq.lm_step(lm.qm, t, st) / 65536.0
             y, fstate, masks = lm.model.step(torch.tensor([t]), fstate)
             f = lm.model.readout(y)[0].double().numpy()
             if i < 5:
@@ -126,12 +126,12 @@ def test_integer_lm_tracks_the_float_lm(lm: LM) -> None:
 
 def test_host_c_generation_equals_python_reference(lm: LM) -> None:
     for seed, temp, top_k, n in ((SEED, TEMP_Q8, TOP_K, N_TOK), (7, 256, 0, 100), (3, 0, 0, 60)):
-        ref = intspec.generate_ids(lm.qm, lm.prompt, n, seed, temp, top_k)
+        ref = intspec_seq.generate_ids(lm.qm, lm.prompt, n, seed, temp, top_k)
         r = _host(lm, n, seed, temp, top_k)
         assert r.returncode == 0, r.stderr
         assert _tokens(r.stdout) == ref, (seed, temp, top_k)
-    assert intspec.generate_ids(lm.qm, lm.prompt, 40, 2, TEMP_Q8, TOP_K) != \
-        intspec.generate_ids(lm.qm, lm.prompt, 40, 3, TEMP_Q8, TOP_K)
+    assert intspec_seq.generate_ids(lm.qm, lm.prompt, 40, 2, TEMP_Q8, TOP_K) != \
+        intspec_seq.generate_ids(lm.qm, lm.prompt, 40, 3, TEMP_Q8, TOP_K)
 
 
 def test_model_kind_keeps_classifier_and_lm_loaders_apart(lm: LM) -> None:
@@ -176,7 +176,7 @@ def test_qemu_cortex_m4_generates_the_host_tokens(lm: LM, firmware: Path) -> Non
     assert rc == 0, text[-2000:]
     host = _host(lm, N_TOK, SEED, TEMP_Q8, TOP_K)
     mcu = _tokens(text)
-    assert mcu == _tokens(host.stdout) == intspec.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
+    assert mcu == _tokens(host.stdout) == intspec_seq.generate_ids(lm.qm, lm.prompt, N_TOK, SEED, TEMP_Q8, TOP_K)
     assert f"prompt {PROMPT}\n" in text
     assert f"text {lm.vocab.decode(mcu)}\n" in text
     # 200,000 loop instructions + the few that read SYST_CVR, at 40 instructions per tick: 5,000
@@ -226,7 +226,7 @@ def test_lm_runtime_under_sanitizers_on_valid_and_corrupted_files(lm: LM) -> Non
                        timeout=60)
     r = run(model, 60)
     assert r.returncode == 0, r.stderr
-    assert _tokens(r.stdout) == intspec.generate_ids(lm.qm, lm.prompt, 60, SEED, TEMP_Q8, TOP_K)
+    assert _tokens(r.stdout) == intspec_seq.generate_ids(lm.qm, lm.prompt, 60, SEED, TEMP_Q8, TOP_K)
     data = model.read_bytes()
     rng = np.random.default_rng(0)
     for i in range(24):
@@ -283,7 +283,7 @@ def test_lm_cli_rejects_malformed_and_out_of_range_numbers(lm: LM) -> None:
         assert r.returncode == 0, (change, r.stderr)
         a = dict(zip(("N_TOKENS", "SEED", "TEMP_Q8", "TOP_K"), map(int, _lm_args(lm, **change)[1:5]), strict=True))
         prompt = [int(v) for v in _lm_args(lm, **change)[5:]]
-        assert _tokens(r.stdout) == intspec.generate_ids(lm.qm, prompt, a["N_TOKENS"], a["SEED"], a["TEMP_Q8"],
+        assert _tokens(r.stdout) == intspec_seq.generate_ids(lm.qm, prompt, a["N_TOKENS"], a["SEED"], a["TEMP_Q8"],
                                                          a["TOP_K"]), change
 
 

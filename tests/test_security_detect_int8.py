@@ -1,5 +1,5 @@
 """The domain detector's deployable path: int8 token classifier (model_kind 2), the C runtime's
-sln_classify_tokens == the Python integer reference (intspec.token_forward) bit for bit, the file
+sln_classify_tokens == the Python integer reference (intspec_seq.token_forward) bit for bit, the file
 round trip, refused inputs, `sln detect-url --model model.sln`, the energy counts, and the Cortex-M4
 firmware under QEMU. A tiny randomly initialised sln-domains-tiny (N = 48) on synthetic and
 hand-written hosts keeps this fast; the real-data figures are in docs/SECURITY_APPS.md."""
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from sln import fmt, intspec, quant
+from sln import fmt, intspec, intspec_seq, quant
 from sln.checkpoint import CheckpointError
 from sln.config import get_config
 from sln.fmt import ERROR_CODES, HEADER_OFFSETS
@@ -65,13 +65,13 @@ def test_c_runtime_equals_integer_reference(tiny) -> None:
     _, qm, data = tiny
     eng = TokenEngine(data)
     ids, L = _synthetic(300, 2)
-    ref = intspec.token_forward(qm, ids, L)
+    ref = intspec_seq.token_forward(qm, ids, L)
     assert np.array_equal(eng.logits(ids, L), ref)
     hid, hL = (a.numpy() for a in ids_and_lengths(HOSTS, MAX_LEN, True))
     assert hL.tolist()[:2] == [1, 11] and hL.max() == MAX_LEN             # "x" * 60 keeps its last 48
     assert np.array_equal(eng.score_ids(hid, hL), int8_scores(qm, hid, hL))
     # batching does not change a result: one sequence alone == the same in a batch of 300
-    assert np.array_equal(intspec.token_forward(qm, ids[5:6], L[5:6]), ref[5:6])
+    assert np.array_equal(intspec_seq.token_forward(qm, ids[5:6], L[5:6]), ref[5:6])
     # the logits vary with the input (not a constant model)
     assert len({tuple(r) for r in ref.tolist()}) > 250
 
@@ -81,7 +81,7 @@ def test_integer_model_tracks_the_float_model(tiny) -> None:
     ids, L = _synthetic(300, 3)
     with torch.no_grad():
         f = model.run(torch.from_numpy(ids), None, torch.from_numpy(L)).logits.double().numpy()
-    q = intspec.token_forward(qm, ids, L) / 2.0 ** intspec.LOGIT_FRAC
+    q = intspec_seq.token_forward(qm, ids, L) / 2.0 ** intspec.LOGIT_FRAC
     fs, qs = f[:, 1] - f[:, 0], q[:, 1] - q[:, 0]
     assert np.corrcoef(fs, qs)[0, 1] > 0.9
     assert np.median(np.abs(fs - qs)) < 0.1 * fs.std()
@@ -123,9 +123,9 @@ def test_refused_inputs_give_a_clear_status(tiny) -> None:
     assert eng.status(np.ones(MAX_LEN + 1, np.uint16))[0] == arg            # longer than n_steps
     assert eng.status(np.ones(MAX_LEN, np.uint16))[0] == 0
     with pytest.raises(ValueError, match="vocabulary"):
-        intspec.token_forward(qm, np.array([[VOCAB_SIZE]]), np.array([1]))
+        intspec_seq.token_forward(qm, np.array([[VOCAB_SIZE]]), np.array([1]))
     with pytest.raises(ValueError, match="length"):
-        intspec.token_forward(qm, np.array([[3]]), np.array([0]))
+        intspec_seq.token_forward(qm, np.array([[3]]), np.array([0]))
     with pytest.raises(ValueError, match="C runtime: SLN_ERR_ARG"):
         eng.logits(np.array([[1, 2]]), np.array([0]))
 
@@ -178,7 +178,7 @@ def test_qemu_cortex_m4_is_bit_exact(tiny, tmp_path: Path) -> None:
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     rows = [[int(v) for v in s.split()] for s in r.stdout.splitlines() if re.fullmatch(r"\d+( -?\d+){2}", s)]
-    ref = intspec.token_forward(qm, ids, L)
+    ref = intspec_seq.token_forward(qm, ids, L)
     assert rows == [[i, *map(int, x)] for i, x in enumerate(ref.tolist())]
     m = re.search(r"insn_ticks (\d+) seqs 40 tokens (\d+)", r.stdout)
     assert int(m.group(2)) == int(L.sum())

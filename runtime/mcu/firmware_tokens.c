@@ -5,7 +5,7 @@
  * each as one length byte L then L token-id bytes (`detect_int8 tokens` writes it).
  * Command line (qemu -semihosting-config ...,arg=...):
  *     firmware_tokens TOKENS.bin N
- * Prints "<index> <logit0> <logit1> ..." per sequence (Q16, intspec.token_forward's values; a
+ * Prints "<index> <logit0> <logit1> ..." per sequence (Q16, intspec_seq.token_forward's values; a
  * refused sequence prints "<index> error <status>"), then "insn_ticks <T> seqs <N> tokens <M>" (SysTick
  * ticks spent in sln_classify_tokens; 40 guest instructions per tick under -icount shift=0),
  * "insn_ticks_max", "calib", "stack_used" and "workspace" lines. */

@@ -6,7 +6,7 @@
 
 The trained detector (sln/security/detect.py: characters as one-hot events, the readout of the mean of
 the top layer over the valid steps) is quantised by `sln.quant.quantize(..., token_lengths=...)` into the
-integer model `intspec.token_forward` and written as a `.sln` file of model_kind 2 (token classifier,
+integer model `intspec_seq.token_forward` and written as a `.sln` file of model_kind 2 (token classifier,
 `fmt.token_to_bytes`; n_steps = the most characters a host keeps, 48). The C runtime classifies one
 host with `sln_classify_tokens` (runtime/sln.c), bit for bit the Python integer reference. Beside
 model.sln the export writes detector.json (the DetectorSpec with the threshold re-calibrated on the
@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .. import engine as host_engine
-from .. import fmt, intspec, quant
+from .. import fmt, intspec, intspec_seq, quant
 from ..bench.int8 import _int8_ops, sln_int8_footprint
 from ..bench.measure import energy, weight_footprint
 from ..checkpoint import CheckpointError
@@ -105,10 +105,10 @@ class TokenEngine:
 
 def int8_scores(qm: intspec.QModel, ids: np.ndarray, lengths: np.ndarray, chunk: int = 4096,
                 counter: intspec.IntCounts | None = None) -> np.ndarray:
-    """Scores of the Python integer reference (intspec.token_forward), `chunk` sequences at a time."""
+    """Scores of the Python integer reference (intspec_seq.token_forward), `chunk` sequences at a time."""
     out = []
     for s in range(0, len(ids), chunk):
-        lg = intspec.token_forward(qm, ids[s:s + chunk], lengths[s:s + chunk], counter)
+        lg = intspec_seq.token_forward(qm, ids[s:s + chunk], lengths[s:s + chunk], counter)
         out.append((lg[:, 1] - lg[:, 0]) / 2.0 ** intspec.LOGIT_FRAC)
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -255,7 +255,8 @@ def bench(model_path: Path, data_dir: Path | None = None, n_latency: int = 200,
         eng.score_ids(*ids_and_lengths([t], spec.max_len, spec.tail))
         lat.append(time.perf_counter() - t1)
     ids, L = (a.numpy() for a in ids_and_lengths(texts, spec.max_len, spec.tail))
-    ref = np.concatenate([intspec.token_forward(qm, ids[i:i + 4096], L[i:i + 4096]) for i in range(0, len(L), 4096)])
+    ref = np.concatenate([intspec_seq.token_forward(qm, ids[i:i + 4096], L[i:i + 4096])
+                          for i in range(0, len(L), 4096)])
     exact = bool(np.array_equal(ref, eng.logits(ids, L)))            # every logit, C vs the integer reference
     return {"model": str(model_path), "model_bytes": len(data), "hosts": len(texts), "per_s": per_s,
             "latency_us": float(np.median(lat) * 1e6), "bit_exact": exact,
@@ -309,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         ids, L = (x.numpy() for x in ids_and_lengths([x.text for x in test], spec.max_len, spec.tail))
         a.out.mkdir(parents=True, exist_ok=True)
         write_token_file(a.out / "tokens.bin", ids, L)
-        lg = intspec.token_forward(qm, ids, L)
+        lg = intspec_seq.token_forward(qm, ids, L)
         (a.out / "reference.txt").write_text("".join(f"{i} {r[0]} {r[1]}\n" for i, r in enumerate(lg.tolist())))
         print(f"wrote {len(L)} hosts to {a.out}/tokens.bin and reference.txt")
     return 0
