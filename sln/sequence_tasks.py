@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, read_checkpoint
-from .config import SLNConfig
+from .config import SLNConfig, get_config
 from .device import add_device_argument, is_main, model_device, to_device
 from .fetch import DataError
 from .model import SLN
@@ -280,11 +280,25 @@ def series_state(data: TSSplits, patch: int = 1) -> dict[str, Any]:
 
 
 def prepare_ts(cfg: SLNConfig, data: TSSplits) -> tuple[SLNConfig, TSSplits, int]:
-    """The recipe's data side: patches for long series (cfg.max_series_steps) and the level code of the values
-    (cfg.input_levels), then input_size / n_classes
+    """The recipe's data side: per-series scaling (cfg.series_norm), patches for long series
+    (cfg.max_series_steps) and the level code of the values (cfg.input_levels), then input_size / n_classes
+    and, with cfg.min_steps, the epochs
     from the data -> (config, splits, patch factor)."""
-    data, patch = patch_splits(data, cfg.max_series_steps, cfg.input_levels)
-    return _fit_cfg(cfg, data), data, patch
+    data, patch = patch_splits(data, cfg.max_series_steps, cfg.input_levels, cfg.series_norm)
+    cfg = _fit_cfg(cfg, data)
+    spe = math.ceil(len(data.x_train) / cfg.batch_size)
+    if cfg.min_steps > cfg.epochs * spe and cfg.epochs == _named_epochs(cfg):
+        cfg = cfg.replace(epochs=math.ceil(cfg.min_steps / spe))   # enough optimizer steps on a small set
+    return cfg, data, patch
+
+
+def _named_epochs(cfg: SLNConfig) -> int | None:
+    """The epochs of the named config cfg came from (None: not a named config). cfg.min_steps raises only
+    those: epochs given explicitly (`--epochs`, get_config(..., epochs=...)) are taken as given."""
+    try:
+        return get_config(cfg.name).epochs
+    except KeyError:
+        return None
 
 
 def _check_resume_files(opts: RunOptions, records: dict[str, Any]) -> None:
@@ -356,7 +370,8 @@ def evaluate_checkpoint(checkpoint: str | Path, test: str | Path, test_sha256: s
     te = read_series_file(test, class_names=st["class_names"])
     check_channels(te, int(st["n_channels"]), str(test))
     mean, std = np.asarray(st["mean"], dtype=np.float32), np.asarray(st["std"], dtype=np.float32)
-    x, lengths = code_inputs(*pad(te.series, mean, std), int(st.get("patch", 1)), model.cfg.input_levels)
+    x, lengths = code_inputs(*pad(te.series, mean, std), int(st.get("patch", 1)), model.cfg.input_levels,
+                             model.cfg.series_norm)
     y = torch.from_numpy(te.labels)
     ev = evaluate_ts(model, x, lengths, y, progress=progress)
     res: dict[str, Any] = {"checkpoint": str(checkpoint), "test": record, "test_series": len(y),

@@ -25,8 +25,10 @@ splits. Series are deliberately not z-normalised one by one: in BasicMotions the
 of the signal is what tells resting from running. The univariate UCR sets (GunPoint,
 ItalyPowerDemand) are already z-normalised per series by the archive, so for them the
 per-channel step only rescales slightly. Missing values become 0 after normalisation
-(the channel mean). Variable-length sets (JapaneseVowels, 7-29 steps) are right-padded
-with zeros and carry their true lengths; models average only over valid steps.
+(the channel mean). The time-series recipe (`series_norm = "series"`, `code_inputs`) then z-scores every
+series on its own as well and passes its per-channel mean and log-scale as extra inputs, so the amplitude
+is kept as an input instead of as the scale of the series. Variable-length sets (JapaneseVowels, 7-29
+steps) are right-padded with zeros and carry their true lengths; models average only over valid steps.
 
 Irregular sampling (`drop_steps`): keep a random subset of the steps of each series (the
 first step always kept, order kept) and report for every kept step the true elapsed time
@@ -327,21 +329,53 @@ def patch_series(x: torch.Tensor, lengths: torch.Tensor, s: int) -> tuple[torch.
     return xp.reshape(n, T2, s * D), (lengths + s - 1) // s
 
 
-def code_inputs(x: torch.Tensor, lengths: torch.Tensor, patch: int, levels: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The recipe's input coding of normalised, padded series: patches of `patch` samples, then the
-    level code of every value (training, evaluation and `sln evaluate` all call this)."""
+SERIES_NORMS = ("global", "series")   # SLNConfig.series_norm
+SCALE_EPS = 1e-3     # log(std + SCALE_EPS): a flat series' scale channel stays finite
+STD_FLOOR = 1e-5     # z = (x - m) / max(std, STD_FLOOR): a constant series becomes 0, not NaN
+
+
+def series_scale(x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-series, per-channel z-score over each series' valid steps of (n, T, D) series that were already
+    normalised with the training split's statistics -> (z (n, T, D), padding 0; scale (n, 2 D): the series'
+    mean and log(std + SCALE_EPS) / 3, per channel). The z-score keeps every series' shape at unit scale
+    (PLAID's currents span five orders of magnitude: after the global z-score half of its training series had
+    a standard deviation under 0.004, a flat line to the cell); the two scale channels keep the amplitude
+    (BasicMotions) and the offset as inputs. Uses the whole series: offline classification, not a stream."""
+    n, T, D = x.shape
+    valid = (torch.arange(T)[None, :] < lengths[:, None])[..., None].to(x.dtype)      # (n, T, 1)
+    cnt = valid.sum(1).clamp(min=1)
+    m = (x * valid).sum(1) / cnt                                                      # (n, D)
+    sd = (((x - m[:, None]) ** 2 * valid).sum(1) / cnt).sqrt()
+    z = (x - m[:, None]) / sd.clamp(min=STD_FLOOR)[:, None] * valid
+    return z, torch.cat([m, torch.log(sd + SCALE_EPS) / 3], 1)
+
+
+def code_inputs(x: torch.Tensor, lengths: torch.Tensor, patch: int, levels: int, norm: str = "global"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recipe's input coding of normalised, padded series (training, evaluation and `sln evaluate` all
+    call this): with norm "series" the per-series z-score (`series_scale`) first; then patches of `patch`
+    samples and the level code of every value; with "series" the 2 D scale channels last, the same at every
+    step (input_size = levels * patch * D + 2 D)."""
+    if norm not in SERIES_NORMS:
+        raise ValueError(f"series_norm must be one of {SERIES_NORMS}, got {norm!r}")
+    scale = None
+    if norm == "series":
+        x, scale = series_scale(x, lengths)
     x, lengths = patch_series(x, lengths, patch)
-    return level_code(x, levels), lengths
+    x = level_code(x, levels)
+    if scale is not None:
+        x = torch.cat([x, scale[:, None].expand(-1, x.shape[1], -1)], 2)
+    return x, lengths
 
 
-def patch_splits(data: TSSplits, max_steps: int, levels: int = 0) -> tuple[TSSplits, int]:
-    """Both splits patched with the factor of the training split's longest series and level-coded
-    (`code_inputs`) -> (splits, patch factor)."""
+def patch_splits(data: TSSplits, max_steps: int, levels: int = 0, norm: str = "global") -> tuple[TSSplits, int]:
+    """Both splits coded by `code_inputs` (per-series scaling with norm "series", patches with the factor of
+    the training split's longest series, level code) -> (splits, patch factor)."""
     s = patch_factor(int(data.len_train.max()), max_steps)
-    if s == 1 and levels <= 1:
+    if s == 1 and levels <= 1 and norm == "global":
         return data, 1
-    xtr, ltr = code_inputs(data.x_train, data.len_train, s, levels)
-    xte, lte = code_inputs(data.x_test, data.len_test, s, levels)
+    xtr, ltr = code_inputs(data.x_train, data.len_train, s, levels, norm)
+    xte, lte = code_inputs(data.x_test, data.len_test, s, levels, norm)
     return TSSplits(xtr, ltr, data.y_train, xte, lte, data.y_test, data.class_names, data.mean, data.std), s
 
 

@@ -141,7 +141,8 @@ def test_user_ts_trains_and_records_checksums(user_run: tuple[Path, Path, Path, 
         rec = m["files"][split]
         assert rec == {"path": str(p.resolve()), "size": p.stat().st_size,
                        "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-    assert m["config"]["input_size"] == 2 and m["config"]["n_classes"] == 2 and m["model"] == "sln-ts-small"
+    # 2 channels + their per-series mean and log-scale (the recipe's series_norm "series")
+    assert m["config"]["input_size"] == 2 + 4 and m["config"]["n_classes"] == 2 and m["model"] == "sln-ts-small"
     assert m["steps_per_epoch_needed"] <= m["steps_per_epoch_computed"]
     _, state = load_checkpoint(run / "checkpoint.safetensors")
     assert state["files"] == m["files"]

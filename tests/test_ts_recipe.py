@@ -20,6 +20,7 @@ from sln.timeseries import (
     patch_factor,
     patch_series,
     patch_splits,
+    series_scale,
 )
 from sln.train import RunOptions, fit
 
@@ -143,7 +144,7 @@ def test_patches_for_long_series() -> None:
     pd, s = patch_splits(data, 200)
     assert s == 3 and pd.x_train.shape == (n, 150, 3) and pd.len_test.tolist() == [167, 4, 150, 1]
     cfg, _, s2 = prepare_ts(get_config("sln-ts-small").replace(max_series_steps=200), data)
-    assert s2 == 3 and cfg.input_size == 3
+    assert s2 == 3 and cfg.input_size == 3 + 2                         # + the series' mean and log-scale
 
 
 def test_level_code_keeps_the_value_through_layernorm() -> None:
@@ -172,6 +173,54 @@ def test_normalisation_statistics_come_from_training_only() -> None:
     assert np.array_equal(a.mean, b.mean) and np.array_equal(a.std, b.std) and torch.equal(a.x_train, b.x_train)
     z = (te2.series[0].T - a.mean) / a.std
     assert torch.allclose(b.x_test[0], torch.from_numpy(z.astype(np.float32)), atol=1e-5)
+
+
+def test_series_scale_keeps_shape_and_amplitude_apart() -> None:
+    """series_norm "series": every series z-scored over its valid steps; its mean and log-scale as inputs."""
+    t = torch.linspace(0, 6, 12)
+    base = torch.sin(t)
+    x = torch.zeros(3, 12, 1)
+    x[0, :, 0] = 0.001 * base + 5.0                   # PLAID-like: a tiny signal on an offset
+    x[1, :, 0] = 100.0 * base                         # the same shape, 10^5 times larger
+    x[2, :8, 0] = base[:8]                            # a shorter series, padded with 0
+    lens = torch.tensor([12, 12, 8])
+    z, sc = series_scale(x, lens)
+    zb = (base - base.mean()) / base.std(unbiased=False)
+    assert torch.allclose(z[0, :, 0], zb, atol=1e-3) and torch.allclose(z[1, :, 0], zb, atol=1e-5)   # same shape
+    b8 = base[:8]
+    assert torch.allclose(z[2, :8, 0], (b8 - b8.mean()) / b8.std(unbiased=False), atol=1e-5)
+    assert torch.equal(z[2, 8:], torch.zeros(4, 1))                                  # padding stays 0
+    assert torch.allclose(sc[:, 0], torch.tensor([5.0 + 0.001 * base.mean().item(), 100 * base.mean().item(),
+                                                b8.mean().item()]), atol=1e-4)                  # offset channel
+    s0 = base.std(unbiased=False).item()
+    sd = torch.tensor([0.001 * s0, 100.0 * s0, b8.std(unbiased=False).item()])
+    assert torch.allclose(sc[:, 1], torch.log(sd + 1e-3) / 3, atol=1e-4)             # log-scale channel
+    flat, fs = series_scale(torch.full((1, 5, 2), 3.0), torch.tensor([5]))
+    assert torch.equal(flat, torch.zeros(1, 5, 2)) and torch.isfinite(fs).all()       # constant: 0, not NaN
+    xs, ls = code_inputs(x, lens, 4, 0, "series")                                     # z -> patches -> + scale
+    assert xs.shape == (3, 3, 4 + 2) and ls.tolist() == [3, 3, 2]
+    assert torch.equal(xs[:, 1, 4:], sc) and torch.equal(xs[0, 0, :4], z[0, :4, 0])
+    assert torch.equal(code_inputs(x, lens, 4, 0)[0], patch_series(x, lens, 4)[0])   # "global": unchanged
+    assert get_config("sln-ts-small").series_norm == "series"
+    try:
+        get_config("sln-ts-small", series_norm="per-series")
+        raise AssertionError("an unknown series_norm was accepted")
+    except ValueError as e:
+        assert "series_norm" in str(e)
+
+
+def test_min_steps_raises_the_default_epochs_of_small_sets_only() -> None:
+    """min_steps: a set of 36 series (3 batches of 16) trains min_steps / 3 epochs, a large one its epochs;
+    epochs given explicitly are kept."""
+    def splits(n: int) -> TSSplits:
+        return TSSplits(torch.randn(n, 20, 1), torch.full((n,), 20), torch.arange(n) % 2, torch.randn(2, 20, 1),
+                        torch.full((2,), 20), torch.zeros(2, dtype=torch.long), ["a", "b"], np.zeros(1), np.ones(1))
+    named = get_config("sln-ts-small")
+    assert named.min_steps > named.epochs * 3                               # the rule matters for 36 series
+    assert prepare_ts(named, splits(36))[0].epochs == -(-named.min_steps // 3)
+    assert prepare_ts(named, splits(16 * named.min_steps))[0].epochs == named.epochs
+    assert prepare_ts(get_config("sln-ts-small", epochs=7), splits(36))[0].epochs == 7
+    assert prepare_ts(get_config("sln-ts-small", min_steps=0), splits(36))[0].epochs == named.epochs
 
 
 def test_default_recipe_fits_a_tiny_synthetic_set() -> None:
@@ -221,7 +270,7 @@ def test_patched_checkpoint_evaluates_like_training(tmp_path) -> None:  # noqa: 
     cfg = get_config("sln-ts-small", epochs=2, n_neurons=32, active_frac=0.0625, batch_size=4, max_series_steps=8)
     m = train_timeseries(cfg, RunOptions(dataset=str(tr), out=tmp_path / "run", progress=False, threads=1),
                          DataFiles(test=te))
-    assert m["samples_per_step"] == 4 and m["config"]["input_size"] == 4      # 30 samples -> 8 steps of 4
+    assert m["samples_per_step"] == 4 and m["config"]["input_size"] == 4 + 2  # 30 samples -> 8 steps of 4, + scale
     ev = evaluate_checkpoint(tmp_path / "run" / "checkpoint.safetensors", te, progress=False)
     assert ev["accuracy"] == m["test_accuracy"]
 

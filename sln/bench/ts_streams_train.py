@@ -7,14 +7,14 @@ TS transformers on one UCR set, each for a wall-clock budget at 1 thread, into <
 SLN: the time-series default recipe (sln-ts-small, docs/SEQUENCES.md) with the changes the integer
 stream needs: readout "mean" (the recipe's "mean_last" also reads the last liquid state, which the
 integer model and the C runtime do not have), max_series_steps 0 (no patches: one cell step per
-event, as the transformer) and, where the config has it, series_norm "global" (a per-series z-score
-reads the whole series before its first event). Transformers: sln.bench.ts_gpt.TSGPT (d_model x layers), trained by the
+event, as the transformer), series_norm "global" (a per-series z-score
+reads the whole series before its first event) and min_steps 0 (the run is time-budgeted).
+Transformers: sln.bench.ts_gpt.TSGPT (d_model x layers), trained by the
 same loop (sln.train.fit) on the same regular batches (train_drop 0), AdamW, cosine schedule.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..config import SLNConfig, get_config
+from ..config import get_config
 from ..model import SLN
 from ..sequence_tasks import SeriesTask, prepare_ts, series_state, ts_spec
 from ..tasks.loop import RunOptions, fit
@@ -31,9 +31,7 @@ from ..timeseries import load_ts_dataset
 from .ts_gpt import TSGPT, TSGPTConfig, gpt_name
 
 # a stream has no whole series to scale by: the global (training-split) z-score only, where the config has the choice
-SLN_OVERRIDES: dict[str, Any] = {"readout": "mean", "max_series_steps": 0,
-                                 **({"series_norm": "global"} if "series_norm" in
-                                    {f.name for f in dataclasses.fields(SLNConfig)} else {})}
+SLN_OVERRIDES: dict[str, Any] = {"readout": "mean", "max_series_steps": 0, "series_norm": "global", "min_steps": 0}
 
 
 def train_sln(dataset: str, out: Path, budget_s: float, seed: int = 0, threads: int = 1,
