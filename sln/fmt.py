@@ -320,6 +320,9 @@ def float_model_bytes(model: Any, layout: str = "auto") -> bytes:
 
 
 def header_of(data: bytes) -> dict[str, int]:
+    if len(data) < 4 * len(HEADER_FIELDS):
+        raise ValueError(f"not an SLN model file: {len(data)} bytes is shorter than the "
+                         f"{4 * len(HEADER_FIELDS)}-byte header (a cut or empty file? export it again)")
     return dict(zip((n for n, _ in HEADER_FIELDS), struct.unpack_from(f"<{len(HEADER_FIELDS)}I", data, 0),
                     strict=True))
 
@@ -329,8 +332,15 @@ def tensors_of(data: bytes) -> dict[int, np.ndarray]:
     h = header_of(data)
     codes = {c: npd for c, _, npd in DTYPES.values()}
     out = {}
+    cut = "the file is cut or damaged (export it again)"
+    if h["table_offset"] + TABLE_ENTRY_SIZE * h["n_tensors"] > len(data):
+        raise ValueError(f"tensor table of {h['n_tensors']} entries runs past the end of the file: {cut}")
     for i in range(h["n_tensors"]):
         tid, code, off, count = struct.unpack_from("<4I", data, h["table_offset"] + TABLE_ENTRY_SIZE * i)
+        if code not in codes:
+            raise ValueError(f"tensor {tid} has an unknown dtype code {code}: {cut}")
+        if off + count * np.dtype(codes[code]).itemsize > len(data):
+            raise ValueError(f"tensor {tid} runs past the end of the file: {cut}")
         out[tid] = np.frombuffer(data, codes[code], count, off)
     return out
 

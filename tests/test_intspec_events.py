@@ -66,6 +66,21 @@ def test_round_trip_and_file_kind(tiny) -> None:
         fmt.events_from_bytes(fmt.to_bytes(qe.qm))
 
 
+def test_cut_files_are_refused_with_a_clear_error(tiny) -> None:
+    """A truncated .sln is a ValueError that says so (was struct.error / numpy's buffer error)."""
+    data = tiny[3]
+    assert fmt.events_from_bytes(data)[0].n_neurons == tiny[2].qm.n_neurons
+    h = fmt.header_of(data)
+    last_end = max(off + count * np.dtype({c: d for c, _, d in fmt.DTYPES.values()}[code]).itemsize
+                   for _, code, off, count in (np.frombuffer(data, "<u4", 4, h["table_offset"] + 16 * i)
+                                               for i in range(h["n_tensors"])))
+    for cut in (0, 10, h["table_offset"] + 3, last_end - 1):
+        with pytest.raises(ValueError, match="shorter than the|past the end of the file"):
+            fmt.events_from_bytes(data[:cut])
+    with pytest.raises(ValueError, match="past the end of the file"):
+        fmt.from_bytes(data[:last_end - 1])
+
+
 def test_reference_equals_c_runtime_on_real_packets(tiny) -> None:
     _, spec, qe, data, x, dt = tiny
     xq, dus = int_inputs(qe, spec, x, dt)
