@@ -258,6 +258,42 @@ def sln_wide_s5() -> SLNConfig:
 
 
 @register
+def sln_wide_s10() -> SLNConfig:
+    # issue 9's accuracy candidate: N = 1024, k = 30 (dense: 98.61 % at 10 epochs, 98.86 % at 20) with
+    # both matrices at 10 %. Measured 2026-12-02 (10,000 images, int8): 97.81 % after 6 epochs, 98.16 % after
+    # 10 (15, the issue's calibration, did not fit the shared machine's time); 2.04 uJ int8: at N = 1024 the
+    # per-neuron vectors alone cost 0.71 uJ, so N = 512 (sln-small-s14) is the better trade (docs/SPARSITY.md)
+    return SLNConfig(n_neurons=1024, active_frac=0.03, density_in=0.1, density_rec=0.1, epochs=10)
+
+
+@register
+def sln_wide_mcu() -> SLNConfig:
+    # the Cortex-M4-sized variant: at N = 1024 the W_rec nonzeros (2N x N) dominate flash and the W_in
+    # reads (2N per input event) dominate energy, so W_in is kept at 10 % (40 k nonzeros) and W_rec cut
+    # to 2 % (42 k): with magnitude-pruned random weights the int8 .sln file is 234.6 kB at 2 % and
+    # 276.1 kB at 3 % (over 256 kB with the firmware's ~7.6 kB of code); measured: docs/SPARSITY.md
+    # 6 epochs for the reason given at sln-wide-s10
+    return SLNConfig(n_neurons=1024, active_frac=0.03, density_in=0.1, density_rec=0.02, epochs=6)
+
+
+@register
+def sln_small_s13() -> SLNConfig:
+    # the Cortex-M4 candidate after sln-wide-mcu: W_rec at 2 % of N = 1024 cost 1.2 points against 10 %
+    # (96.80 % vs 98.00 % after 6 epochs, 1,000 test images), so the flash goes to sln-small's N = 512 at
+    # 13 % of both matrices (94 k nonzeros; magnitude-pruned random weights: a 224.7 kB int8 .sln file);
+    # N = 512 trains in ~1/3 of N = 1024's time, so 15 epochs fit; measured: docs/SPARSITY.md
+    return SLNConfig(n_neurons=512, active_frac=0.03, density_in=0.13, density_rec=0.13, epochs=15)
+
+
+@register
+def sln_small_s14() -> SLNConfig:
+    # sln-small-s13 measured 98.36 % int8 (10,000 images) in a 232,660 B firmware (flash target 256 kB):
+    # the remaining flash buys 14 % of both matrices (+12.6 kB) and 5 more epochs. Measured 2026-12-02:
+    # 98.54 % int8 (10,000 images), 247,164 B flash, 21,056 B RAM, 0.776 uJ (docs/SPARSITY.md)
+    return SLNConfig(n_neurons=512, active_frac=0.03, density_in=0.14, density_rec=0.14, epochs=20)
+
+
+@register
 def sln_small_dense() -> SLNConfig:
     # the same network as sln-small with every neuron firing: the sparsity reference
     return SLNConfig(n_neurons=512, active_frac=1.0, boost_beta=0.0)
