@@ -411,50 +411,149 @@ int ids_process(ids_fz *fz, const uint8_t *buf, size_t len, int big_endian, doub
 /* ------------------------------------------------------------------ scoring */
 #define A4S(v) (((v) + 3u) & ~(size_t)3u)
 
-/* n packets: raw features x (n x input_size), dt (s) -> scores, the model state carried in `state`
- * (sln_reset'd by the caller). Per packet: xs = clip(x * inv_scale, +-clip) (float32), sln_step with dt *
- * dt_scale, readout out = W_out y + b over the top layer's winners; score = sqrt(mean(((out - xs) w)^2))
- * (recon, w = weight or 1) or out[1] - out[0]. The state layout is runtime/sln.c's state_layout (float32). */
-int ids_score(const sln_model *m, void *state, size_t state_len, const float *x, const double *dt, uint32_t n,
-              const float *inv_scale, float clip, double dt_scale, const float *w_out, const float *b_out,
-              const double *weight, int recon, double *scores, uint64_t *counters)
+/* One packet: raw features xt (input_size), dt (s) -> its score, the model state in `state` advanced.
+ * xs = clip(x * inv_scale, +-clip) (float32), sln_step with dt * dt_scale, readout out = W_out y + b over
+ * the top layer's winners; score = sqrt(mean(((out - xs) w)^2)) (recon, w = weight or 1) or out[1] - out[0].
+ * The state layout is runtime/sln.c's state_layout (float32). */
+static int score_one(const sln_model *m, void *state, size_t state_len, const float *xt, double dt,
+                     const float *inv_scale, float clip, double dt_scale, const float *w_out, const float *b_out,
+                     const double *weight, int recon, double *score, uint64_t *counters)
 {
-  uint32_t D = m->input_size, C = m->n_classes, N = m->n_neurons, k = m->k, L = m->n_layers, t, i, j;
+  uint32_t D = m->input_size, C = m->n_classes, N = m->n_neurons, k = m->k, L = m->n_layers, i, j;
   size_t off_wi = (size_t)L * A4S(4u * (size_t)N), off_wv = off_wi + (size_t)L * A4S(2u * (size_t)k);
   size_t off_nw = off_wv + (size_t)L * A4S(4u * (size_t)k);
   const uint16_t *wi = (const uint16_t *)(const void *)((const uint8_t *)state + off_wi + (L - 1u) * A4S(2u * (size_t)k));
   const float *wv = (const float *)(const void *)((const uint8_t *)state + off_wv + (L - 1u) * A4S(4u * (size_t)k));
   const int32_t *nw = (const int32_t *)(const void *)((const uint8_t *)state + off_nw + 4u * (L - 1u));
   float xs[256], out[256];
-  if (m->numeric != SLN_NUMERIC_FLOAT32 || D > 256u || C > 256u || (recon && C != D) || (!recon && C < 2u))
-    return SLN_ERR_ARG;
-  for (t = 0; t < n; t++) {
-    const float *xt = x + (size_t)t * D;
-    int rc;
+  int rc;
+  for (i = 0; i < D; i++) {
+    float v = xt[i] * inv_scale[i];
+    xs[i] = v < -clip ? -clip : (v > clip ? clip : v);
+  }
+  rc = sln_step(m, state, state_len, xs, NULL, D, (float)(dt * dt_scale), counters);
+  if (rc) return rc;
+  for (i = 0; i < C; i++) out[i] = 0.0f;
+  for (j = 0; j < (uint32_t)*nw; j++) {
+    uint32_t col = wi[j];
+    float v = wv[j];
+    for (i = 0; i < C; i++) out[i] += w_out[(size_t)i * N + col] * v;
+  }
+  for (i = 0; i < C; i++) out[i] += b_out[i];
+  if (recon) {
+    double s = 0.0;
     for (i = 0; i < D; i++) {
-      float v = xt[i] * inv_scale[i];
-      xs[i] = v < -clip ? -clip : (v > clip ? clip : v);
+      double d = (double)out[i] - (double)xs[i];
+      if (weight) d *= weight[i];
+      s += d * d;
     }
-    rc = sln_step(m, state, state_len, xs, NULL, D, (float)(dt[t] * dt_scale), counters);
+    *score = sqrt(s / (double)D);
+  } else {
+    *score = (double)(out[1] - out[0]);
+  }
+  return 0;
+}
+
+static int score_args_ok(const sln_model *m, int recon)
+{
+  uint32_t D = m->input_size, C = m->n_classes;
+  return !(m->numeric != SLN_NUMERIC_FLOAT32 || D > 256u || C > 256u || (recon && C != D) || (!recon && C < 2u));
+}
+
+/* n packets: raw features x (n x input_size), dt (s) -> scores (score_one), one model state carried through
+ * all of them in `state` (sln_reset'd by the caller): the link-wide state. */
+int ids_score(const sln_model *m, void *state, size_t state_len, const float *x, const double *dt, uint32_t n,
+              const float *inv_scale, float clip, double dt_scale, const float *w_out, const float *b_out,
+              const double *weight, int recon, double *scores, uint64_t *counters)
+{
+  uint32_t t;
+  if (!score_args_ok(m, recon)) return SLN_ERR_ARG;
+  for (t = 0; t < n; t++) {
+    int rc = score_one(m, state, state_len, x + (size_t)t * m->input_size, dt[t], inv_scale, clip, dt_scale, w_out,
+                       b_out, weight, recon, &scores[t], counters);
     if (rc) return rc;
-    for (i = 0; i < C; i++) out[i] = 0.0f;
-    for (j = 0; j < (uint32_t)*nw; j++) {
-      uint32_t col = wi[j];
-      float v = wv[j];
-      for (i = 0; i < C; i++) out[i] += w_out[(size_t)i * N + col] * v;
-    }
-    for (i = 0; i < C; i++) out[i] += b_out[i];
-    if (recon) {
-      double s = 0.0;
-      for (i = 0; i < D; i++) {
-        double d = (double)out[i] - (double)xs[i];
-        if (weight) d *= weight[i];
-        s += d * d;
-      }
-      scores[t] = sqrt(s / (double)D);
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ keyed states (sln/security/keyed.py) */
+/* One model state per unordered host pair {src, dst}, in a bounded table with the featurizer tables' semantics
+ * (LRU, hard cap, idle expiry on lookup and the ttl/16 sweep): a pair's packets are scored in the context of
+ * that pair's own packets only, with dt = the time since the pair's previous packet (a new or expired pair:
+ * a zeroed state stepped with dt = ttl, as for a pair last seen that long ago; with dt = 0 the zero state
+ * scores every first packet high). States live in a pool of cap + 1 slots (the table's slots), allocated once. */
+typedef struct ids_ks {
+  tab t;
+  size_t slen;
+  uint8_t *pool;
+  uint64_t created;
+} ids_ks;
+
+ids_ks *ids_ks_new(uint32_t cap, double ttl, size_t state_len);
+void ids_ks_free(ids_ks *ks);
+void ids_ks_sizes(const ids_ks *ks, uint64_t *out);
+int ids_score_keyed(const sln_model *m, ids_ks *ks, int by_src, const float *x, const double *ts, const int64_t *meta,
+                    uint32_t n, const float *inv_scale, float clip, double dt_scale, const float *w_out,
+                    const float *b_out, const double *weight, int recon, double *scores, uint64_t *counters);
+
+ids_ks *ids_ks_new(uint32_t cap, double ttl, size_t state_len)
+{
+  ids_ks *ks;
+  if (cap < 1u || cap > (1u << 22) || state_len == 0u || state_len % 4u) return NULL;
+  ks = calloc(1, sizeof *ks);
+  if (!ks) return NULL;
+  ks->slen = state_len;
+  if (tab_init(&ks->t, cap, ttl, 1u) || !(ks->pool = malloc(((size_t)cap + 1u) * state_len))) {
+    ids_ks_free(ks);
+    return NULL;
+  }
+  return ks;
+}
+
+void ids_ks_free(ids_ks *ks)
+{
+  if (!ks) return;
+  tab_free(&ks->t);
+  free(ks->pool);
+  free(ks);
+}
+
+/* len, evicted, expired, states created */
+void ids_ks_sizes(const ids_ks *ks, uint64_t *out)
+{
+  out[0] = ks->t.len, out[1] = ks->t.evicted, out[2] = ks->t.expired, out[3] = ks->created;
+}
+
+/* n packets: raw features x, ts (s), meta (n x 8 int64, columns 2 and 3 = src and dst addresses, as
+ * ids_process writes them) -> scores, each with its key's state and its key's dt. Key: the unordered pair
+ * {src, dst}, or (by_src) the source address alone. */
+int ids_score_keyed(const sln_model *m, ids_ks *ks, int by_src, const float *x, const double *ts, const int64_t *meta,
+                    uint32_t n, const float *inv_scale, float clip, double dt_scale, const float *w_out,
+                    const float *b_out, const double *weight, int recon, double *scores, uint64_t *counters)
+{
+  uint32_t t;
+  if (!score_args_ok(m, recon)) return SLN_ERR_ARG;
+  for (t = 0; t < n; t++) {
+    uint64_t a = (uint64_t)(uint32_t)meta[8u * t + 2], b = (uint64_t)(uint32_t)meta[8u * t + 3];
+    uint64_t lo = by_src ? a : (a < b ? a : b), hi = by_src ? 0u : (a < b ? b : a);
+    double now = ts[t], dt;
+    int32_t i = tab_get(&ks->t, lo, hi, now);
+    void *st;
+    int rc;
+    if (i < 0) {
+      i = tab_put(&ks->t, lo, hi);
+      memset(ks->pool + (size_t)i * ks->slen, 0, ks->slen);
+      ks->created++;
+      dt = ks->t.ttl; /* no recent history = a long gap: the state settles on this packet's input */
     } else {
-      scores[t] = (double)(out[1] - out[0]);
+      double last = ks->t.val[i];
+      dt = now > last ? now - last : 0.0;
     }
+    ks->t.val[i] = now; /* last seen (the featurizer's rule: even an out-of-order timestamp) */
+    st = ks->pool + (size_t)i * ks->slen;
+    rc = score_one(m, st, ks->slen, x + (size_t)t * m->input_size, dt, inv_scale, clip, dt_scale, w_out, b_out,
+                   weight, recon, &scores[t], counters);
+    if (rc) return rc;
   }
   return 0;
 }

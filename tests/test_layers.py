@@ -37,6 +37,11 @@ FLOORS: dict[str, int] = {
     "sln.security.ids_stream": 3,   # per-packet scoring on the engine / the model's Stream
     "sln.security.fastpath": 3,   # detect-net's C block path (runtime/sln_ids.c): parser, featurizer, scoring
     "sln.security.ids_int8": 3,   # the packet detector as an int8 event model: quantiser, C engine, firmware stream
+    "sln.security.ids_int8_net": 3,   # sln detect-net on the int8 event .sln: sidecar spec, C block loop, records
+    "sln.security.ids_bench_plan": 3,   # ids_bench's model selection, bounds, plan, progress, whole-stream scoring
+    "sln.security.ids_energy": 2,   # the fp32 pricing of an IDS model's per-packet counts (ids_bench, fastpath)
+    "sln.security.keyed": 3,   # per-host-pair liquid state for the packet detectors (C block + per-packet paths)
+    "sln.security.keyed_cli": 4,   # python -m sln.security.keyed_cli calibrate: the keyed states' thresholds
     "sln.security.ids": 3, "sln.security.ids_bench": 3,   # packet detectors' task and trainer; IDS benchmark
     # 4 command lines
     "sln.train_cli": 4, "sln.cli": 4, "sln.evaluate_cli": 4, "sln.bench.cli": 4, "sln.bench.__main__": 4,

@@ -54,6 +54,12 @@ def test_trainer_stores_model_threshold_and_metrics(trained: Path) -> None:
     assert model.cfg.n_neurons == 32 and m["steps"] == 4 * 3        # 3632 prefix packets / (56 x 32) -> 3 per epoch
     p = m["test"]["per_packet"]
     assert 0.5 < p["roc_auc"] <= 1.0 and 0 <= p["eer"] <= 1 and p["n_pos"] == 25278
+    # part 5: both states' thresholds stored (threshold stays the link state's), the pair state's report too
+    st = spec.state_thresholds
+    assert spec.state == "link" and set(st) == {"link", "pair", "src"} and st["link"] == spec.threshold
+    assert st["pair"] > 0 and st["src"] > 0
+    q = m["test_pair_state"]["per_packet"]
+    assert 0.5 < q["roc_auc"] <= 1.0 and q["n_pos"] == 25278 and q["roc_auc"] != p["roc_auc"]
 
 
 def test_detect_net_writes_one_record_per_packet(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -65,10 +71,11 @@ def test_detect_net_writes_one_record_per_packet(trained: Path, tmp_path: Path, 
     cap = capsys.readouterr()
     recs = [json.loads(line) for line in cap.out.splitlines()]
     _, spec = load_ids(ckpt)
+    thr = spec.state_thresholds["pair"]     # --state auto: a checkpoint with a pair threshold is scored per pair
     ev = read_events(pcap)
-    assert len(recs) == len(ev) == 1500
+    assert len(recs) == len(ev) == 1500 and "pair state" in cap.err
     assert set(recs[0]) == {"ts", "src", "dst", "sport", "dport", "proto", "score", "alert", "threshold"}
-    assert all(r["alert"] == (r["score"] > spec.threshold) and r["threshold"] == spec.threshold for r in recs)
+    assert all(r["alert"] == (r["score"] > thr) and r["threshold"] == thr for r in recs)
     assert [r["dport"] for r in recs] == ev.dport.tolist() and recs[0]["src"].startswith("127.")
     assert "packets/s" in cap.err and "p50" in cap.err and "p99" in cap.err and "1,500 packets" in cap.err
     # the same stream on stdin gives the same records; --alerts-only keeps only the alerts

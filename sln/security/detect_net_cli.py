@@ -32,6 +32,7 @@ from ..fetch import DataError
 from .fastpath import FastNetDetector, format_records, load_library
 from .ids import load_ids
 from .ids_stream import LatencyHistogram, NetDetector
+from .keyed import default_state, make_detector, threshold_for
 from .packets import PcapError, ReaderStats, iter_packets
 
 DEFAULT_MODEL = Path("runs/packets-sln-ids-small/checkpoint.safetensors")
@@ -41,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sln detect-net", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--pcap", required=True, help="pcap file, or '-' for a pcap stream on stdin (tcpdump -w -)")
-    p.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="detector checkpoint (train.py --dataset packets)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help="detector checkpoint (train.py --dataset packets), or an int8 event model DIR/model.sln "
+                        "(+ DIR/model.ids.json; sln.security.ids_int8_net)")
     p.add_argument("--threshold", type=float, default=None, help="alert above this score (default: the stored one)")
     p.add_argument("--alerts-only", action="store_true", help="write only the alerted packets")
     p.add_argument("--backend", choices=["auto", "c", "c-step", "torch"], default="auto",
@@ -49,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "fastpath; auto: when it builds, else torch); c-step: the Python featurizer and one C "
                         "step per packet; torch: the Python featurizer and the PyTorch step")
     p.add_argument("--block", type=int, default=4096, help="packets per C call (backend c)")
+    p.add_argument("--dump-stream", type=Path, default=None,
+                   help="int8 .sln model only: also write the packets as the firmware reads them (u32 dt_us + "
+                        "int16 features each; runtime/mcu/firmware_events.c)")
+    p.add_argument("--state", choices=["auto", "link", "pair", "src"], default="auto",
+                   help="the model state a packet is scored with: link = one state through the whole link (part 2); "
+                        "pair = one state per host pair, src = one per source host, in a bounded expiring table "
+                        "(docs/SECURITY_IDS.md part 5); auto = pair when the checkpoint holds a pair threshold "
+                        "(train.py since part 5), else link")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
     return p
@@ -99,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ValueError("--threshold must be a number, not nan")
     if a.pcap != "-" and not Path(a.pcap).is_file():
         raise ValueError(f"no pcap file {a.pcap}")
+    if a.model.suffix == ".sln" and a.state in ("pair", "src"):
+        raise ValueError(f"--state {a.state} needs a float checkpoint (.safetensors): the int8 event model runs one "
+                         "link state (runtime/sln_ids_events.c); drop --state or give the float checkpoint")
+    if a.model.suffix == ".sln":                     # an int8 event model + model.ids.json beside it
+        from .ids_int8_net import main_int8
+        return main_int8(a)
     torch.set_num_threads(max(1, a.threads))
     model, spec = load_ids(a.model)                  # missing / wrong checkpoint: exit 4 via sln.cli.run
     fast = a.backend == "c"
@@ -108,11 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             fast = True
         except EngineBuildError:                     # no compiler: the per-packet PyTorch path
             a.backend = "torch"
-    det: NetDetector | FastNetDetector
-    if fast:
-        det = FastNetDetector(model, spec, a.threshold, block=max(1, a.block))
-    else:
-        det = NetDetector(model, spec, a.threshold, backend="c" if a.backend == "c-step" else a.backend)
+    state = default_state(spec) if a.state == "auto" else a.state
+    thr = threshold_for(spec, state, a.threshold)     # no threshold for that state: exit 2 with what to do
+    det = make_detector(model, spec, thr, state, fast, "c" if a.backend == "c-step" else a.backend, max(1, a.block))
     try:
         if isinstance(det, FastNetDetector):
             stats, secs, hist = detect_fast(det, a.pcap, sys.stdout, a.alerts_only)
@@ -129,5 +144,5 @@ def main(argv: list[str] | None = None) -> int:
               f"{' ' + json.dumps(skipped) if skipped else ''}) in {secs:.2f} s, {det.packets / secs:,.0f} packets/s, "
               f"latency p50 {hist.quantile(0.5) * 1e6:.1f} us p99 {hist.quantile(0.99) * 1e6:.1f} us"
               f"{' (per packet, blocks of <= ' + str(det.block) + ')' if fast else ''}, "
-              f"threshold {det.threshold:.6g}, {det.backend} step", file=sys.stderr)
+              f"threshold {det.threshold:.6g}, {det.backend} step, {state} state", file=sys.stderr)
     return 0

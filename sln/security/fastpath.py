@@ -263,11 +263,13 @@ class FastNetDetector:
     """ids_stream.NetDetector on the C path: featurizer, model step and readout a block at a time."""
 
     def __init__(self, model: SLN, spec: IdsSpec, threshold: float | None = None,
-                 featurizer: CFeaturizer | None = None, block: int = 4096) -> None:
+                 featurizer: CFeaturizer | None = None, block: int = 4096, scorer: Any = None) -> None:
         self.spec = spec
         self.threshold = spec.threshold if threshold is None else float(threshold)
         self.fz = featurizer or CFeaturizer()
-        self.scorer = BlockScorer(model, spec)
+        # default: the link state; sln.security.keyed passes a KeyedBlockScorer (one state per host pair / source)
+        self.scorer = scorer if scorer is not None else BlockScorer(model, spec)
+        self.keyed = bool(getattr(self.scorer, "keyed", False))
         self.block = block
         self.backend = "c-block"
         self.packets = self.alerts = 0
@@ -276,7 +278,8 @@ class FastNetDetector:
             ) -> Iterator[tuple[Block, np.ndarray]]:
         """(block, its scores) in stream order."""
         for blk in iter_blocks(source, self.fz, stats, self.block):
-            s = self.scorer.scores(blk.x, blk.dt)
+            s = (self.scorer.scores(blk.x, blk.ts, blk.meta) if self.keyed
+                 else self.scorer.scores(blk.x, blk.dt))
             self.packets += len(blk)
             self.alerts += int(np.count_nonzero(s > self.threshold))
             yield blk, s
@@ -285,11 +288,11 @@ class FastNetDetector:
 def counted_energy(model: SLN, spec: IdsSpec, x: np.ndarray, dt: np.ndarray) -> dict[str, Any]:
     """Estimated energy per packet from the C runtime's own operation counters over a packet stream
     (the steps as executed: nonzero inputs, winners, stored weights only when column-sparse), plus the
-    per-step readout over the nonzero winners and the score, priced like ids_bench.energy_nj (fp32,
+    per-step readout over the nonzero winners and the score, priced like ids_energy.energy_nj (fp32,
     the default profile; memory levels from the model's stored sizes: sln.bench.image.sln_footprints).
     -> {"ops": per packet, "total_nj", "compute_nj", "memory_nj", "weight_level", "footprint_bytes"}."""
     from ..bench.image import sln_footprints
-    from .ids_bench import energy_nj
+    from .ids_energy import energy_nj
 
     cfg = model.cfg
     N, C, D = cfg.n_neurons, cfg.n_classes, cfg.input_size

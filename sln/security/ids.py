@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from ..checkpoint import CheckpointError, load_with_spec, read_checkpoint, save_checkpoint
 from ..config import SLNConfig
 from ..device import is_main
+from ..engine import EngineBuildError
 from ..model import SLN
 from ..prune import Pruner
 from ..tasks.loop import CKPT, RunOptions, TrainSpec, fit, resolve_threads, resume_config, write_metrics
@@ -59,6 +60,7 @@ from .ids_data import (
     unsupervised_split,
 )
 from .ids_stream import StepScorer
+from .keyed import pair_scores
 from .metrics import calibrate_threshold
 from .packets import FEATURE_NAMES, N_FEATURES
 
@@ -220,6 +222,7 @@ class Trained:
     fit_s: float
     steps: int
     optimizer: torch.optim.Optimizer | None = None
+    pair_scores: np.ndarray | None = None     # (N,) the same packets scored with the per-host-pair state
 
 
 def train_on_split(model: nn.Module, cap: Capture, split: Split, mode: str, spec: TrainSpec, opts: RunOptions,
@@ -241,8 +244,20 @@ def train_on_split(model: nn.Module, cap: Capture, split: Split, mode: str, spec
     s = scores_from_outputs(mode, out, x, w)
     thr = calibrate_threshold(s[split.val & (cap.y == 0)], CAL_FPR)
     ids = IdsSpec(mode, scale.tolist(), thr, CAL_FPR, held_out=split.held_out, capture_sha256=cap.sha256,
-                  resid_weight=None if w is None else w.tolist())
-    return Trained(model, ids, s, res.train_seconds, res.steps, res.optimizer)
+                  resid_weight=None if w is None else w.tolist(), state_thresholds={"link": thr})
+    ps = None
+    if isinstance(model, SLN):   # per-host-pair / per-source states (sln.security.keyed): own thresholds, same rule
+        try:
+            ps = pair_scores(model, ids, cap.ev.x, cap.ev.ts, cap.ev.src, cap.ev.dst)
+            ss = pair_scores(model, ids, cap.ev.x, cap.ev.ts, cap.ev.src, cap.ev.dst, key="src")
+        except EngineBuildError:  # no C compiler: the checkpoint is calibrated for the link state only
+            ps = None
+        if ps is not None:
+            # `threshold` stays the link state's (int8 export, ids_bench); sln detect-net --state auto uses "pair"
+            vb = split.val & (cap.y == 0)
+            ids.state_thresholds = {"link": thr, "pair": calibrate_threshold(ps[vb], CAL_FPR),
+                                    "src": calibrate_threshold(ss[vb], CAL_FPR)}
+    return Trained(model, ids, s, res.train_seconds, res.steps, res.optimizer, ps)
 
 
 def train_packets(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
@@ -275,7 +290,8 @@ def train_packets(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
         state = json.loads(read_checkpoint(out / CKPT)[0]["train"])
         save_checkpoint(out / CKPT, model, t.optimizer, {k: v for k, v in state.items() if k != "optimizer_groups"}
                         | {"ids": t.spec.to_dict()})
-    rep = ids_report(cap, unsupervised_split(cap), t.scores, t.spec.threshold)
+    link_thr = (t.spec.state_thresholds or {}).get("link", t.spec.threshold)
+    rep = ids_report(cap, unsupervised_split(cap), t.scores, link_thr)
     m = {"dataset": "packets", "model": cfg.name, "mode": mode, "capture": cap.path, "ids": t.spec.to_dict(),
          "test": rep, "params": model.num_params(), "k": cfg.k, "n_neurons": cfg.n_neurons, "steps": t.steps,
          "train_seconds": t.fit_s, "threads": threads, "seed": cfg.seed,
@@ -284,10 +300,16 @@ def train_packets(cfg: SLNConfig, opts: RunOptions) -> dict[str, Any]:
          "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
          "machine": f"{platform.machine()}, {resolve_threads(None)} CPU cores, torch {torch.__version__}",
          "config": cfg.to_dict()}
+    if t.pair_scores is not None and t.spec.state_thresholds and "pair" in t.spec.state_thresholds:
+        m["test_pair_state"] = ids_report(cap, unsupervised_split(cap), t.pair_scores, t.spec.state_thresholds["pair"])
     write_metrics(out, m)
     p = rep["per_packet"]
     print(f"test per packet ROC-AUC {p['roc_auc']:.4f}  TPR@1e-3 {p['tpr@1e-3']:.3f}  EER {p['eer']:.4f}  "
-          f"at stored thr {t.spec.threshold:.4g}: TPR {p['tpr@thr']:.3f} FPR {p['fpr@thr']:.4f}")
+          f"at stored thr {link_thr:.4g}: TPR {p['tpr@thr']:.3f} FPR {p['fpr@thr']:.4f}")
+    if "test_pair_state" in m:
+        q = m["test_pair_state"]["per_packet"]
+        print(f"pair state: ROC-AUC {q['roc_auc']:.4f}  TPR@1e-3 {q['tpr@1e-3']:.3f}  EER {q['eer']:.4f}  at its thr "
+              f"{t.spec.state_thresholds['pair']:.4g}: TPR {q['tpr@thr']:.3f} FPR {q['fpr@thr']:.4f}")
     return m
 
 

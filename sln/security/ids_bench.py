@@ -2,6 +2,10 @@
 
     python -m sln.security.ids_bench --capture tests/fixtures/ids --json /tmp/ids.json --markdown /tmp/ids.md
     python -m sln.security.ids_bench --quick        # tiny step counts: the smoke run the tests make
+    python -m sln.security.ids_bench --capture DIR --models kitnet10,gru,iforest --time-budget-s 1800 --plan
+        # bounded: choose the models (--models, --types), cap training packets (--max-train-packets) or the
+        # capture (--max-packets), a time budget; the plan with its estimate is printed first, then progress
+        # (sln.security.ids_bench_plan; --plan prints the plan and stops)
 
 Rows (splits from sln.security.ids_data; thresholds calibrated at FPR 1e-3 on the benign validation
 packets and reported as realised TPR/FPR on the test packets):
@@ -26,6 +30,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,11 +40,12 @@ import torch
 
 from ..config import SLNConfig, get_config
 from ..device import add_device_argument
-from ..energy import estimate_pj, get_profile
 from ..model import SLN
 from ..tasks.loop import RunOptions, TrainSpec
+from . import ids_bench_plan as P
 from . import ids_data as D
-from .ids import CAL_FPR, PacketGRU, gru_hidden_for, train_on_split
+from .ids import CAL_FPR, PacketGRU, gru_hidden_for
+from .ids_energy import energy_nj
 from .ids_stream import NetDetector
 from .kitnet import KitNET
 from .metrics import calibrate_threshold
@@ -92,12 +98,6 @@ def gru_ops_per_packet(g: PacketGRU, input_events: float) -> tuple[dict[str, flo
     return ops, fp
 
 
-def energy_nj(ops: dict[str, float], fp: dict[str, float]) -> dict[str, float]:
-    e = estimate_pj(ops, fp["matrix"], fp["act"], get_profile(), "fp32", fp["param"])
-    return {"total_nj": e["total"] / 1e3, "compute_nj": e["compute"] / 1e3, "memory_nj": e["memory"] / 1e3,
-            "weight_level": e["weight_level"]}
-
-
 # --------------------------------------------------------------------------- the runs
 def _row(name: str, cap: D.Capture, split: D.Split, s: np.ndarray, thr: float, **extra: Any) -> dict[str, Any]:
     return {"model": name, **D.ids_report(cap, split, s, thr), **extra}
@@ -112,88 +112,152 @@ def _sklearn():  # noqa: ANN202
 
 
 def run(capture: str | Path, quick: bool = False, seed: int = 0, steps: int | None = None,
-        threads: int = 1, device: str = "cpu") -> dict[str, Any]:
+        threads: int = 1, device: str = "cpu", models: str | list[str] | None = None,
+        types: str | None = None, max_packets: int | None = None, max_train_packets: int | None = None,
+        time_budget_s: float | None = None, block: bool = True, log: Any = None,
+        plan_only: bool = False) -> dict[str, Any]:
     """device: where the SLN and GRU detectors train (default the CPU, where the baselines run and their
-    fit seconds are compared); scoring streams one packet at a time on the CPU either way."""
+    fit seconds are compared); scoring streams one packet at a time on the CPU either way.
+    models / types / max_packets / max_train_packets / time_budget_s: what runs and the bounds on it
+    (sln.security.ids_bench_plan; default every model, every type, every packet, no budget). The plan is
+    printed first to `log` (default stderr), then a line per item. block: score the SLN through the C
+    block path when it builds (else, and with block=False, the per-packet step)."""
     torch.set_num_threads(threads)
-    cap = D.load_capture(capture)
+    names = P.parse_models(models) if not isinstance(models, list) else P.parse_models(",".join(models))
+    if max_train_packets is not None and max_train_packets < 1:
+        raise ValueError("--max-train-packets must be >= 1")
+    t_load = time.perf_counter()
+    cap, reader = P.load_capture(capture)
+    cap = P.head(cap, max_packets)
+    t_load = time.perf_counter() - t_load
     unsup = D.unsupervised_split(cap)
-    types = cap.types()
+    all_types = cap.types()
+    types_l = P.parse_types(types, all_types) if not quick else all_types[:2]
     n_steps = steps or (20 if quick else 300)
     opts = RunOptions(out=None, progress=False, threads=threads, device=device)
-    ens = _sklearn()
+    block = block and P.block_path_available()
     res: dict[str, Any] = {"capture": str(capture), "packets": len(cap.y), "sha256": cap.sha256, "seed": seed,
-                           "steps": n_steps, "quick": quick, "calibration_fpr": CAL_FPR,
+                           "steps": n_steps, "quick": quick, "calibration_fpr": CAL_FPR, "models": names,
+                           "held_out_types": types_l, "max_packets": max_packets,
+                           "max_train_packets": max_train_packets, "time_budget_s": time_budget_s,
+                           "reader": reader, "sln_scoring": "c-block" if block else "per-packet",
                            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
-                           "unsupervised": [], "loao": {t: [] for t in types}, "energy": {}, "speed": {}}
+                           "unsupervised": [], "loao": {t: [] for t in all_types}, "energy": {}, "speed": {}}
     val_b = unsup.val & (cap.y == 0)
-    loao = {t: D.loao_split(cap, t) for t in types}
+    loao = {t: D.loao_split(cap, t) for t in all_types}
+    unsup_l = P.limit_split(unsup, max_train_packets)
+    loao_l = {t: P.limit_split(loao[t], max_train_packets) for t in all_types}
+    items = P.plan(names, cap, unsup_l, loao_l, types_l, n_steps, quick)
+    prog = P.Progress(items, time_budget_s, log)
+    prog.show_plan(f"capture {capture}: {len(cap.y):,} packets read in {P.fmt_s(t_load)} ({reader} featurizer); "
+                   f"{int(unsup_l.train.sum()):,} unsupervised training packets"
+                   + (f" (capped at {max_train_packets:,})" if max_train_packets else "")
+                   + f"; {n_steps} steps per neural model; SLN scoring: {res['sln_scoring']}")
+    if plan_only:
+        return res
+    order = {n: i for i, n in enumerate(P.KNOWN)}
 
-    def both(name: str, s: np.ndarray, thr: float, **extra: Any) -> None:
-        res["unsupervised"].append(_row(name, cap, unsup, s, thr, **extra))
-        for t in types:
-            res["loao"][t].append(_row(name + " (unsup.)", cap, loao[t], s, thr))
+    def both(key: str, name: str, s: np.ndarray, thr: float, **extra: Any) -> None:
+        res["unsupervised"].append(_row(name, cap, unsup, s, thr, key=key, **extra))
+        for t in all_types:
+            res["loao"][t].append(_row(name + " (unsup.)", cap, loao[t], s, thr, key=key))
 
-    # --- unsupervised
-    cfg_u = get_config("sln-ids-small")
+    cfg_u, cfg_s = get_config("sln-ids-small"), get_config("sln-ids-sup")
     spec = TrainSpec(lr=cfg_u.lr, max_steps=n_steps, warmup_steps=max(1, n_steps // 10))
-    torch.manual_seed(seed)
-    sln_u = SLN(cfg_u)
-    tr = train_on_split(sln_u, cap, unsup, "reconstruct", spec, opts, cfg_u.batch_size, seed)
-    both(f"SLN {cfg_u.name}", tr.scores, tr.spec.threshold, params=sln_u.num_params(), fit_s=round(tr.fit_s, 1))
-    H = gru_hidden_for(sln_u.num_params(), cfg_u.input_size, cfg_u.n_classes)
-    torch.manual_seed(seed)
-    gru_u = PacketGRU(cfg_u.input_size, H, cfg_u.n_classes)
-    tg = train_on_split(gru_u, cap, unsup, "reconstruct", spec, opts, cfg_u.batch_size, seed)
-    both(f"GRU H={H}", tg.scores, tg.spec.threshold, params=gru_u.num_params(), fit_s=round(tg.fit_s, 1))
-    kits = []
-    for ep in (1, 10):
-        t0 = time.perf_counter()
-        kn = KitNET(epochs=1 if quick else ep, seed=seed).fit(cap.ev.x[unsup.train])
-        fit_s = time.perf_counter() - t0
-        s = kn.score(cap.ev.x)
-        both(kn.name, s, calibrate_threshold(s[val_b], CAL_FPR), params=kn.num_params(), fit_s=round(fit_s, 1),
-             clusters=[len(c) for c in kn.clusters])
-        kits.append(kn)
-        if quick:
-            break
-    iso = ens.IsolationForest(n_estimators=200, random_state=seed).fit(cap.ev.x[unsup.train])
-    s = -iso.score_samples(cap.ev.x)
-    both("Isolation Forest", s, calibrate_threshold(s[val_b], CAL_FPR))
-
-    # --- supervised, leave one type out
-    cfg_s = get_config("sln-ids-sup")
     spec_s = TrainSpec(lr=cfg_s.lr, max_steps=n_steps, warmup_steps=max(1, n_steps // 10))
+    H = gru_hidden_for(SLN(cfg_u).num_params(), cfg_u.input_size, cfg_u.n_classes)
     Hs = gru_hidden_for(SLN(cfg_s).num_params(), cfg_s.input_size, 2)
-    for t in types if not quick else types[:2]:
-        sp = loao[t]
-        torch.manual_seed(seed)
-        m = SLN(cfg_s)
-        r = train_on_split(m, cap, sp, "classify", spec_s, opts, cfg_s.batch_size, seed)
-        res["loao"][t].insert(0, _row(f"SLN {cfg_s.name}", cap, sp, r.scores, r.spec.threshold,
-                                      params=m.num_params(), fit_s=round(r.fit_s, 1)))
-        torch.manual_seed(seed)
-        g = PacketGRU(cfg_s.input_size, Hs, 2)
-        r = train_on_split(g, cap, sp, "classify", spec_s, opts, cfg_s.batch_size, seed)
-        res["loao"][t].insert(1, _row(f"GRU H={Hs}", cap, sp, r.scores, r.spec.threshold, params=g.num_params(),
-                                      fit_s=round(r.fit_s, 1)))
-        gbt = ens.HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(cap.ev.x[sp.train],
-                                                                                       cap.y[sp.train])
-        p = gbt.predict_proba(cap.ev.x)[:, 1]
-        res["loao"][t].insert(2, _row("GBT", cap, sp, p, calibrate_threshold(p[val_b], CAL_FPR)))
+    got: dict[str, Any] = {}
+    ens = _sklearn() if {"iforest", "gbt"} & set(names) else None
 
-    # --- energy per packet (same rules) and speed
-    scale = np.asarray(tr.spec.scale, np.float32)
-    events = float((D.apply_scale(cap.ev.x[unsup.test], scale) != 0).sum(1).mean())
-    for name, (ops, fp) in {f"SLN {cfg_u.name}": sln_ops_per_packet(cfg_u, events),
-                            f"SLN {cfg_s.name}": sln_ops_per_packet(cfg_s, events),
-                            f"GRU H={H}": gru_ops_per_packet(gru_u, events),
-                            kits[0].name: (kits[0].ops_per_packet(), kits[0].footprints())}.items():
-        res["energy"][name] = {"ops": ops, **energy_nj(ops, fp)}
-    res["energy"]["input_events_per_packet"] = events
-    res["speed"] = speed(capture, sln_u, tr.spec, kits[0], limit=5000 if quick else None)
+    def do_sln() -> None:
+        torch.manual_seed(seed)
+        m = SLN(cfg_u)
+        tr = P.train_split(m, cap, unsup_l, "reconstruct", spec, opts, cfg_u.batch_size, seed, block)
+        both("sln", f"SLN {cfg_u.name}", tr.scores, tr.spec.threshold, params=m.num_params(), fit_s=round(tr.fit_s, 1))
+        got["sln"] = tr
+
+    def do_gru() -> None:
+        torch.manual_seed(seed)
+        g = PacketGRU(cfg_u.input_size, H, cfg_u.n_classes)
+        tg = P.train_split(g, cap, unsup_l, "reconstruct", spec, opts, cfg_u.batch_size, seed)
+        both("gru", f"GRU H={H}", tg.scores, tg.spec.threshold, params=g.num_params(), fit_s=round(tg.fit_s, 1))
+
+    def do_kitnet(key: str, ep: int) -> None:
+        t0 = time.perf_counter()
+        kn = KitNET(epochs=1 if quick else ep, seed=seed).fit(cap.ev.x[unsup_l.train])
+        fit_s = time.perf_counter() - t0
+        s = np.concatenate([kn.score(cap.ev.x[a:a + P.CHUNK]) for a in range(0, len(cap.y), P.CHUNK)])
+        both(key, kn.name, s, calibrate_threshold(s[val_b], CAL_FPR), params=kn.num_params(), fit_s=round(fit_s, 1),
+             clusters=[len(c) for c in kn.clusters])
+        got.setdefault("kitnet", kn)
+
+    def do_iforest() -> None:
+        t0 = time.perf_counter()
+        iso = ens.IsolationForest(n_estimators=200, random_state=seed).fit(cap.ev.x[unsup_l.train])
+        fit_s = time.perf_counter() - t0
+        s = -np.concatenate([iso.score_samples(cap.ev.x[a:a + P.CHUNK]) for a in range(0, len(cap.y), P.CHUNK)])
+        both("iforest", "Isolation Forest", s, calibrate_threshold(s[val_b], CAL_FPR), fit_s=round(fit_s, 1))
+
+    def do_sup(kind: str, t: str) -> None:
+        sp = loao_l[t]
+        if kind == "gbt":
+            t0 = time.perf_counter()
+            gbt = ens.HistGradientBoostingClassifier(max_iter=100, random_state=seed).fit(cap.ev.x[sp.train],
+                                                                                           cap.y[sp.train])
+            fit_s = time.perf_counter() - t0
+            p = np.concatenate([gbt.predict_proba(cap.ev.x[a:a + P.CHUNK])[:, 1]
+                                for a in range(0, len(cap.y), P.CHUNK)])
+            res["loao"][t].append(_row("GBT", cap, loao[t], p, calibrate_threshold(p[val_b], CAL_FPR),
+                                       key=kind, fit_s=round(fit_s, 1)))
+            return
+        torch.manual_seed(seed)
+        m = SLN(cfg_s) if kind == "sup-sln" else PacketGRU(cfg_s.input_size, Hs, 2)
+        r = P.train_split(m, cap, sp, "classify", spec_s, opts, cfg_s.batch_size, seed, block)
+        name = f"SLN {cfg_s.name}" if kind == "sup-sln" else f"GRU H={Hs}"
+        res["loao"][t].append(_row(name, cap, loao[t], r.scores, r.spec.threshold, key=kind, params=m.num_params(),
+                                   fit_s=round(r.fit_s, 1)))
+
+    def do_energy() -> None:
+        scale = D.fit_scale(cap.ev.x[unsup_l.train & (cap.y == 0)])
+        events = float((D.apply_scale(cap.ev.x[unsup.test], scale) != 0).sum(1).mean())
+        rows = {f"SLN {cfg_u.name}": sln_ops_per_packet(cfg_u, events),
+                f"SLN {cfg_s.name}": sln_ops_per_packet(cfg_s, events),
+                f"GRU H={H}": gru_ops_per_packet(PacketGRU(cfg_u.input_size, H, cfg_u.n_classes), events)}
+        if "kitnet" in got:
+            rows[got["kitnet"].name] = (got["kitnet"].ops_per_packet(), got["kitnet"].footprints())
+        for name, (ops, fp) in rows.items():
+            res["energy"][name] = {"ops": ops, **energy_nj(ops, fp)}
+        res["energy"]["input_events_per_packet"] = events
+
+    def do_speed() -> None:
+        if "sln" not in got or "kitnet" not in got:
+            raise _Skip("speed needs sln and kitnet1 (or kitnet10) in --models")
+        res["speed"] = speed(capture, got["sln"].model, got["sln"].spec, got["kitnet"],
+                             limit=5000 if quick else None)
+
+    fns: dict[str, Callable[[], None]] = {"sln": do_sln, "gru": do_gru, "kitnet1": lambda: do_kitnet("kitnet1", 1),
+                                          "kitnet10": lambda: do_kitnet("kitnet10", 10), "iforest": do_iforest,
+                                          "energy": do_energy, "speed": do_speed}
+    for it in items:
+        base, _, t = it.key.partition(":")
+        try:
+            prog.run(it, (lambda b=base, tt=t: do_sup(b, tt)) if t else fns[base])
+        except _Skip as e:
+            prog.skipped.append({"item": it.key, "reason": str(e)})
+            prog.say(f"skip {it.key}: {e}")
+    key = {"sup-sln": -3, "sup-gru": -2, "gbt": -1}
+    res["unsupervised"].sort(key=lambda r: order[r["key"]])
+    for t in all_types:
+        res["loao"][t].sort(key=lambda r: key.get(r["key"], order[r["key"]]))
+    res["loao"] = {t: rows for t, rows in res["loao"].items() if rows}
+    res["skipped"], res["seconds"], res["seconds_total"] = prog.skipped, prog.timings, round(prog.elapsed(), 1)
     return res
+
+
+class _Skip(Exception):
+    """An item that cannot run with this selection (recorded in res["skipped"])."""
 
 
 def speed(capture: str | Path, model: SLN, spec: Any, kit: KitNET, limit: int | None = None) -> dict[str, Any]:
@@ -234,8 +298,11 @@ def _fmt(v: Any, nd: int = 4) -> str:
 
 
 def markdown(res: dict[str, Any]) -> str:
-    L = [f"Capture `{res['capture']}` ({res['packets']:,} packets), {res['steps']} training steps per neural model, "
-         f"seed {res['seed']}, {res['date']}, {res['machine']}.", "",
+    bounds = "".join(f", {lab} {res[k]:,}" for k, lab in (("max_packets", "first"),
+                                                           ("max_train_packets", "at most training packets"))
+                     if res.get(k))
+    L = [f"Capture `{res['capture']}` ({res['packets']:,} packets{bounds}), {res['steps']} training steps per neural "
+         f"model, seed {res['seed']}, {res['date']}, {res['machine']}.", "",
          "**Unsupervised** (benign prefix only; test = all packets after it):", "",
          "| model | params | pkt ROC-AUC | pkt TPR@1e-3 | pkt EER | TPR / FPR at stored thr | flow ROC-AUC | "
          "flow TPR@1e-3 | flow EER | delay (s) per type |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -256,15 +323,21 @@ def markdown(res: dict[str, Any]) -> str:
             L.append(f"| {t} | {r['model']} | {_fmt(p['roc_auc'])} | {_fmt(p['tpr@1e-3'], 3)} | {_fmt(p['eer'])} | "
                      f"{_fmt(p['tpr@thr'], 3)} / {_fmt(p['fpr@thr'])} | {_fmt(f['roc_auc'])} | "
                      f"{_fmt(f['tpr@1e-3'], 3)} | {_fmt(d, 3)} |")
-    L += ["", f"**Estimated energy per packet** (fp32, `horowitz45`; model only, featurizer excluded; "
-          f"{res['energy']['input_events_per_packet']:.1f} nonzero input features per packet):", "",
-          "| model | MACs | nonlinear | weight bytes read | nJ / packet (compute + memory) |", "|---|---|---|---|---|"]
+    if res["energy"]:
+        L += ["", f"**Estimated energy per packet** (fp32, `horowitz45`; model only, featurizer excluded; "
+              f"{res['energy']['input_events_per_packet']:.1f} nonzero input features per packet):", "",
+              "| model | MACs | nonlinear | weight bytes read | nJ / packet (compute + memory) |",
+              "|---|---|---|---|---|"]
     for name, e in res["energy"].items():
         if isinstance(e, dict):
             o = e["ops"]
             L.append(f"| {name} | {o['macs']:,.0f} | {o['nonlin']:,.0f} | {o['weight_bytes']:,.0f} | "
                      f"{e['total_nj']:.2f} ({e['compute_nj']:.2f} + {e['memory_nj']:.2f}) |")
+    if res.get("skipped"):
+        L += ["", "**Not run:** " + "; ".join(f"{k['item']} ({k['reason']})" for k in res["skipped"]) + "."]
     s = res["speed"]
+    if not s:
+        return "\n".join(L)
     parts = [f"featurizer {s['featurizer_pkts_per_s']:,.0f} packets/s"]
     for k, v in s.items():
         if k.startswith("detector_"):
@@ -284,10 +357,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     add_device_argument(p)
+    p.add_argument("--models", default="all",
+                   help=f"comma-separated, run in this order: {', '.join(P.KNOWN)}; groups "
+                        f"{', '.join(f'{g}' for g in P.GROUPS)} (sln.security.ids_bench_plan)")
+    p.add_argument("--types", default=None, help="held-out attack types of the sup-* / gbt items (default all)")
+    p.add_argument("--max-packets", type=int, default=None, help="use only the capture's first M packets")
+    p.add_argument("--max-train-packets", type=int, default=None,
+                   help="fit every model on at most N training packets (evenly spaced blocks of 256)")
+    p.add_argument("--time-budget-s", type=float, default=None,
+                   help="skip an item when the elapsed time plus its estimate would pass this")
+    p.add_argument("--per-packet-sln", action="store_true",
+                   help="score the SLN one packet at a time (default: the C block path of sln detect-net)")
+    p.add_argument("--plan", action="store_true", help="print the plan and its estimate, run nothing")
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--markdown", type=Path, default=None)
     a = p.parse_args(argv)
-    res = run(a.capture, a.quick, a.seed, a.steps, a.threads, a.device)
+    for k in ("max_packets", "max_train_packets", "steps"):
+        if getattr(a, k) is not None and getattr(a, k) < 1:
+            p.error(f"--{k.replace('_', '-')} must be >= 1")
+    try:
+        P.parse_models(a.models)
+    except ValueError as e:
+        p.error(str(e))
+    if not a.capture.exists():
+        p.error(f"no capture {a.capture}: give a directory written by scripts/make_capture.sh")
+    try:
+        res = run(a.capture, a.quick, a.seed, a.steps, a.threads, a.device, a.models, a.types, a.max_packets,
+                  a.max_train_packets, a.time_budget_s, not a.per_packet_sln, plan_only=a.plan)
+    except ValueError as e:          # unknown --types, a capture whose splits do not work
+        p.error(str(e))
+    if a.plan:
+        return 0
     md = markdown(res)
     print(md)
     if a.json:

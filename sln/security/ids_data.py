@@ -56,6 +56,11 @@ class IdsSpec:
     held_out: str | None = None
     capture_sha256: str = ""
     resid_weight: list[float] | None = None     # reconstruction: per-feature residual weights (sln.security.ids)
+    # the model state a packet is scored with (sln.security.keyed): "link" (one state through the whole link, the
+    # Part 2 default) or "pair" (one state per host pair); `threshold` is calibrated for `state`, and
+    # state_thresholds holds the thresholds calibrated for each state ({"link": t, "pair": t}) where known
+    state: str = "link"
+    state_thresholds: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

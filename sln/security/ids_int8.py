@@ -42,6 +42,7 @@ from ..quant import _i32, _mults, _np, _per_channel, _rel_err, quantize_layers, 
 from .fastpath import BlockScorer
 from .ids import load_ids
 from .ids_data import CLIP, IdsSpec, apply_scale, ids_report, load_capture, unsupervised_split
+from .ids_int8_net import make_spec, write_spec
 from .metrics import calibrate_threshold
 
 E_FRAC = 8
@@ -197,6 +198,10 @@ def export_events(checkpoint: str | Path, out: str | Path, data_dir: str | Path 
             rep[name] = {k: round(float(p[k]), 4) for k in ("roc_auc", "eer", "tpr@1e-3", "tpr@thr", "fpr@thr")}
         te = split.test
         rep["alert_agreement_test"] = float(((s_float[te] > spec.threshold) == (s_int[te] > thr_q)).mean())
+        side = make_spec(qe, data, spec, S[vb], capture_sha256=cap.sha256, checkpoint=str(checkpoint),
+                         split="benign validation packets: the last 20 % of the capture's benign prefix")
+        write_spec(out / "model.sln", side)
+        rep["threshold_int8_sq"] = side.threshold_sq
         rep["energy_per_packet"] = event_energy(qe, xq, dus)
     rep["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (out / "export_report.json").write_text(json.dumps(rep, indent=1))

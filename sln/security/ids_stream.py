@@ -121,14 +121,16 @@ class NetDetector:
     """A trained packet detector scoring a packet stream one packet at a time."""
 
     def __init__(self, model: SLN, spec: IdsSpec, threshold: float | None = None, backend: str = "auto",
-                 featurizer: Featurizer | None = None) -> None:
+                 featurizer: Featurizer | None = None, keyed: Any = None) -> None:
         self.spec = spec
         self.threshold = spec.threshold if threshold is None else float(threshold)
         self.fz = featurizer or Featurizer()
         self.inv_scale = (1.0 / np.asarray(spec.scale, np.float64)).astype(np.float32)
         self.clip = np.float32(spec.clip)
         self.dt_scale = float(spec.dt_scale)
-        self.scorer = StepScorer(model, spec.mode, backend, spec.resid_weight)
+        # default: the link state; sln.security.keyed passes a KeyedStepScorer (one state per host pair / source)
+        self.keyed = keyed
+        self.scorer = keyed.inner if keyed is not None else StepScorer(model, spec.mode, backend, spec.resid_weight)
         self.backend = self.scorer.backend
         self.latency = LatencyHistogram()
         self.packets = self.alerts = 0
@@ -144,7 +146,11 @@ class NetDetector:
         for p in packets:
             t0 = pc()
             e = self.fz.step(p)
-            s = self.score_features(e.x, e.dt)
+            if self.keyed is None:
+                s = self.score_features(e.x, e.dt)
+            else:
+                xs = np.clip(np.asarray(e.x, np.float32) * self.inv_scale, -self.clip, self.clip)
+                s = self.keyed.score(xs, self.dt_scale, e.ts, e.src, e.dst)
             self.latency.add(pc() - t0)
             alert = s > self.threshold
             self.packets += 1
@@ -155,4 +161,4 @@ class NetDetector:
 
     def memory_items(self) -> int:
         """Entries held by the featurizer's tables (bounded by their caps) + the latency histogram's bins."""
-        return self.fz.state_size() + len(self.latency.counts)
+        return self.fz.state_size() + len(self.latency.counts) + (0 if self.keyed is None else len(self.keyed.table))
