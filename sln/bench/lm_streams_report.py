@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +143,14 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
 
 def write_outputs(doc: dict[str, Any], args: Any) -> None:
-    for line in summary_lines(doc):
+    write_report(doc, args, summary_lines, markdown, plot)
+
+
+def write_report(doc: dict[str, Any], args: Any, summary: Callable[[dict[str, Any]], list[str]],
+                 to_markdown: Callable[[dict[str, Any]], str], to_plot: Callable[[dict[str, Any], Path], None]) -> None:
+    """Print the summary, then write --json / --markdown / --plot where asked (shared by the LM and the
+    time-series stream benchmarks)."""
+    for line in summary(doc):
         print(line)
     if getattr(args, "json", None):
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -150,8 +158,8 @@ def write_outputs(doc: dict[str, Any], args: Any) -> None:
         print(f"wrote {args.json}")
     if getattr(args, "markdown", None):
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown(doc))
+        Path(args.markdown).write_text(to_markdown(doc))
         print(f"wrote {args.markdown}")
     if getattr(args, "plot", None):
-        plot(doc, Path(args.plot))
+        to_plot(doc, Path(args.plot))
         print(f"wrote {args.plot}")

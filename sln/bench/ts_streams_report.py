@@ -1,11 +1,10 @@
 """Outputs of the time-series streams benchmark (sln.bench.ts_streams): JSON, Markdown tables, the plot."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from .lm_streams_report import _f, _ratio
+from .lm_streams_report import _f, _ratio, write_report
 
 
 def _ctx_label(cs: str, T: int) -> str:
@@ -162,16 +161,4 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 
 
 def write_outputs(doc: dict[str, Any], args: Any) -> None:
-    for line in summary_lines(doc):
-        print(line)
-    if getattr(args, "json", None):
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=2))
-        print(f"wrote {args.json}")
-    if getattr(args, "markdown", None):
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(markdown(doc))
-        print(f"wrote {args.markdown}")
-    if getattr(args, "plot", None):
-        plot(doc, Path(args.plot))
-        print(f"wrote {args.plot}")
+    write_report(doc, args, summary_lines, markdown, plot)
