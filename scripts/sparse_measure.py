@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)
 from _int8_helper import prune_top, write_idx
 
-from sln import fmt, intspec, quant
+from sln import fmt, fmt_c, intspec, quant
 from sln.bench import int8 as I8
 from sln.checkpoint import load_checkpoint
 from sln.data import load_split
@@ -81,8 +81,8 @@ for keep in keeps:
     (work / f"k{keep}_dense.sln").write_bytes(dd)
     (work / f"k{keep}").mkdir(exist_ok=True)
     (work / f"k{keep}" / "model.sln").write_bytes(data)
-    (work / f"k{keep}" / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (work / f"k{keep}" / "sln_model_data.h").write_text(fmt.c_array_header(qm, fmt.workspace_bytes(qm)))
+    (work / f"k{keep}" / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    (work / f"k{keep}" / "sln_model_data.h").write_text(fmt_c.c_array_header(qm, fmt.workspace_bytes(qm)))
     q2 = fmt.from_bytes(data)
     run = I8.count_sln_int8(q2, xte, yte)
     r8 = I8.sln_int8_row(f"keep{keep}", "sln", m.num_params(), q2, run, prof, "s2", 2000)

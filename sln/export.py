@@ -20,16 +20,14 @@ from typing import Any
 
 from . import intspec, intspec_seq, quant
 from .fmt import (
-    c_array_header,
-    generate_c_header,
     header_of,
     lm_from_bytes,
     lm_state_bytes,
     lm_to_bytes,
     to_bytes,
-    to_c_array,
     workspace_bytes,
 )
+from .fmt_c import c_array_header, generate_c_header, to_c_array
 
 HEADER_PATH = Path(__file__).resolve().parent.parent / "runtime" / "sln_format.h"
 

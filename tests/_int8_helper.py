@@ -120,7 +120,7 @@ class SparseArtifacts:
 def sparse_artifacts() -> SparseArtifacts:
     """The trained test model pruned to SPARSE_KEEP of its W_in / W_rec weights (no fine-tuning:
     the tests check exactness, not accuracy), quantised and exported column-sparse."""
-    from sln import fmt, quant
+    from sln import fmt, fmt_c, quant
     from sln.checkpoint import load_checkpoint
     from sln.data import load_split
 
@@ -134,8 +134,8 @@ def sparse_artifacts() -> SparseArtifacts:
     out.mkdir(exist_ok=True)
     data = fmt.to_bytes(qm)
     (out / "model.sln").write_bytes(data)
-    (out / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (out / "sln_model_data.h").write_text(fmt.c_array_header(qm, fmt.workspace_bytes(qm)))
+    (out / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    (out / "sln_model_data.h").write_text(fmt_c.c_array_header(qm, fmt.workspace_bytes(qm)))
     (out / "dense.sln").write_bytes(fmt.to_bytes(qm, layout="dense"))
     return SparseArtifacts(out, out / "model.sln", out / "dense.sln", fmt.from_bytes(data), model)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from sln import fmt, intspec, intspec_events
+from sln import fmt, fmt_c, intspec, intspec_events
 from sln.config import get_config
 from sln.fmt import ERROR_CODES
 from sln.model import SLN
@@ -194,8 +194,9 @@ def test_qemu_cortex_m4_is_bit_exact(tiny, tmp_path: Path) -> None:
     n = 60
     xq, dus = int_inputs(qe, spec, x[:n], dt[:n])
     xq[7, 2] = -32768                                           # one refused packet: skipped, state untouched
-    (tmp_path / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (tmp_path / "sln_model_data.h").write_text(fmt.c_array_header(qe.qm, fmt.state_bytes(1, qe.qm.n_neurons, qe.qm.k)))
+    (tmp_path / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    ws = fmt.state_bytes(1, qe.qm.n_neurons, qe.qm.k)
+    (tmp_path / "sln_model_data.h").write_text(fmt_c.c_array_header(qe.qm, ws))
     write_stream(tmp_path / "packets.bin", xq, dus)
     r = subprocess.run(["make", "-C", str(RUNTIME), f"BUILD={tmp_path / 'build'}", f"MODEL_DIR={tmp_path}",
                         f"PACKETS={tmp_path / 'packets.bin'}", f"N={n}", "run-mcu-events"],

@@ -14,6 +14,7 @@ FLOORS: dict[str, int] = {
     # 0 ground: config and registry, the cell (torch only), the integer spec, the .sln format,
     #   the energy table, the one data-fetch helper
     "sln.config": 0, "sln.cell": 0, "sln.intspec": 0, "sln.fmt": 0, "sln.energy": 0, "sln.fetch": 0,
+    "sln.fmt_c": 0,   # C sources generated from the format tables (sln_format.h, firmware model arrays)
     "sln.intspec_seq": 0,   # the integer token models: character LM + sampler, token classifier
     "sln.intspec_events": 0,   # the integer event model (dt-bucket gate tables, per-step readout, residual score)
     "sln.device": 0,   # --device, the torchrun process group, the all-reduced win rates (torch only)

@@ -24,14 +24,14 @@ from _int8_helper import (  # noqa: E402
     write_idx,
 )
 
-from sln import fmt, intspec, quant  # noqa: E402
+from sln import fmt, fmt_c, intspec, quant  # noqa: E402
 
 E = fmt.ERROR_CODES
 HO = fmt.HEADER_OFFSETS
 
 
 def test_checked_in_header_is_generated_from_the_spec() -> None:
-    assert (RUNTIME / "sln_format.h").read_text() == fmt.generate_c_header(), \
+    assert (RUNTIME / "sln_format.h").read_text() == fmt_c.generate_c_header(), \
         "runtime/sln_format.h is stale: run `python -m sln.export --write-header`"
 
 

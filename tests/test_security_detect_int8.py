@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from sln import fmt, intspec, intspec_seq, quant
+from sln import fmt, fmt_c, intspec, intspec_seq, quant
 from sln.checkpoint import CheckpointError
 from sln.config import get_config
 from sln.fmt import ERROR_CODES, HEADER_OFFSETS
@@ -169,8 +169,8 @@ def test_qemu_cortex_m4_is_bit_exact(tiny, tmp_path: Path) -> None:
             pytest.fail(f"SLN_REQUIRE_MCU is set but {missing} are not installed")
         pytest.skip(f"ARM toolchain / QEMU not installed: {missing}")
     _, qm, data = tiny
-    (tmp_path / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (tmp_path / "sln_model_data.h").write_text(fmt.c_array_header(qm, fmt.workspace_bytes(qm)))
+    (tmp_path / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    (tmp_path / "sln_model_data.h").write_text(fmt_c.c_array_header(qm, fmt.workspace_bytes(qm)))
     ids, L = _synthetic(40, 4)
     write_token_file(tmp_path / "tokens.bin", ids, L)
     r = subprocess.run(["make", "-C", str(RUNTIME), f"BUILD={tmp_path / 'build'}", f"MODEL_DIR={tmp_path}",

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from .. import engine as host_engine
-from .. import fmt, intspec, intspec_seq, quant
+from .. import fmt, fmt_c, intspec, intspec_seq, quant
 from ..bench.int8 import _int8_ops, sln_int8_footprint
 from ..bench.measure import energy, weight_footprint
 from ..checkpoint import CheckpointError
@@ -145,8 +145,8 @@ def export_detector(checkpoint: str | Path, out: str | Path, calib: int = 2000, 
     qm = fmt.token_from_bytes(data)                       # what the runtime reads
     ws = fmt.workspace_bytes(qm)
     (out / "model.sln").write_bytes(data)
-    (out / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (out / "sln_model_data.h").write_text(fmt.c_array_header(qm, ws))
+    (out / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    (out / "sln_model_data.h").write_text(fmt_c.c_array_header(qm, ws))
 
     def both(samples: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ids, L = ids_and_lengths([x.text for x in samples], max_len, tail)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .. import engine as host_engine
-from .. import fmt, intspec_events
+from .. import fmt, fmt_c, intspec_events
 from .. import intspec as Q
 from ..bench.int8 import _int8_ops, sln_int8_footprint
 from ..bench.measure import energy, weight_footprint
@@ -173,8 +173,8 @@ def export_events(checkpoint: str | Path, out: str | Path, data_dir: str | Path 
     data = intspec_events.to_bytes(qe)
     qe = intspec_events.from_bytes(data)                  # what the runtime reads
     (out / "model.sln").write_bytes(data)
-    (out / "sln_model_data.c").write_text(fmt.to_c_array(data))
-    (out / "sln_model_data.h").write_text(fmt.c_array_header(qe.qm, fmt.state_bytes(qe.qm.n_layers, qe.qm.n_neurons,
+    (out / "sln_model_data.c").write_text(fmt_c.to_c_array(data))
+    (out / "sln_model_data.h").write_text(fmt_c.c_array_header(qe.qm, fmt.state_bytes(qe.qm.n_layers, qe.qm.n_neurons,
                                                                                       qe.qm.k)))
     n = len(x) if limit is None else min(limit, len(x))
     xq, dus = int_inputs(qe, spec, x[:n], dt[:n])
