@@ -27,18 +27,13 @@ from sln.security import ids_data as D
 from sln.security.fastpath import read_events_fast
 from sln.security.kitnet import KitNET
 from sln.security.metrics import calibrate_threshold
-from sln.security.packets import load_labels
 
 CAL_FPR = 1e-3
 
 
 def load_fast(d: Path) -> D.Capture:
     """D.load_capture with the C featurizer."""
-    man = json.loads((d / "manifest.json").read_text())
-    ev = read_events_fast(d / man["pcap"])
-    lab, typ = load_labels(d / man["labels"])
-    return D.Capture(ev, lab[ev.index].astype(np.int64), typ[ev.index], float(man["t0_unix"]),
-                     float(man["config"]["warmup"]), str(d), D.sha256_file(d / man["pcap"]))
+    return D.load_capture(d, reader=read_events_fast)
 
 
 def read_records(path: Path, cap: D.Capture) -> tuple[np.ndarray, float]:

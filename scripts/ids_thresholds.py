@@ -53,11 +53,8 @@ GROUPS = {"header": list(range(0, 19)), "host": list(range(21, 33)), "chan": lis
 
 
 def load_fast(d: Path) -> D.Capture:
-    man = json.loads((d / "manifest.json").read_text())
-    ev = read_events_fast(d / man["pcap"])
-    lab, typ = load_labels(d / man["labels"])
-    return D.Capture(ev, lab[ev.index].astype(np.int64), typ[ev.index], float(man["t0_unix"]),
-                     float(man["config"]["warmup"]), str(d), D.sha256_file(d / man["pcap"]))
+    """D.load_capture with the C featurizer."""
+    return D.load_capture(d, reader=read_events_fast)
 
 
 def windows(cap: D.Capture) -> dict[str, np.ndarray]:

@@ -29,7 +29,6 @@ full capture that is seconds instead of the per-packet path's minutes per model.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -46,7 +45,6 @@ from ..tasks.loop import RunOptions, TrainSpec, fit
 from . import ids_data as D
 from .ids import CAL_FPR, PacketTask, Trained, residual_weight, scores_from_outputs, stream_inputs, stream_outputs
 from .metrics import calibrate_threshold
-from .packets import load_labels
 
 UNSUP = ("sln", "gru", "kitnet1", "kitnet10", "iforest")
 SUP = ("sup-sln", "sup-gru", "gbt")
@@ -136,15 +134,9 @@ def load_capture(capture: str | Path) -> tuple[D.Capture, str]:
     if d.is_dir() and (d / "manifest.json").is_file():
         try:
             from .fastpath import read_events_fast
-            man = json.loads((d / "manifest.json").read_text())
-            ev = read_events_fast(d / man["pcap"])
-        except Exception:          # no compiler, or an unusable build: the Python reader below
+            return D.load_capture(d, reader=read_events_fast), "c"
+        except Exception:          # no compiler, an unusable build, bad labels: the Python reader decides
             pass
-        else:
-            lab, typ = load_labels(d / man["labels"])
-            if len(ev) and int(ev.index.max()) < len(lab):
-                return D.Capture(ev, lab[ev.index].astype(np.int64), typ[ev.index], float(man["t0_unix"]),
-                                 float(man["config"]["warmup"]), str(d), D.sha256_file(d / man["pcap"])), "c"
     return D.load_capture(d), "python"
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,13 +113,14 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def load_capture(capture_dir: str | Path) -> Capture:
+def load_capture(capture_dir: str | Path, reader: Callable[[Path], EventBatch] = read_events) -> Capture:
     """capture.pcap + labels + manifest of a `make_capture.sh` output directory, or a bare pcap file: then
     every packet is taken as benign and the whole capture is the "benign prefix" (train on its first 80 %,
-    calibrate on the rest: a site's own known-clean traffic, docs/SECURITY_APPS.md)."""
+    calibrate on the rest: a site's own known-clean traffic, docs/SECURITY_APPS.md). `reader` turns the pcap
+    into events: the Python featurizer, or `fastpath.read_events_fast` (the C one, bit-identical features)."""
     d = Path(capture_dir)
     if d.is_file():
-        ev = read_events(d)
+        ev = reader(d)
         if len(ev) == 0:
             raise ValueError(f"{d}: no IPv4 packets")
         span = float(ev.ts.max() - ev.ts.min())
@@ -129,7 +131,7 @@ def load_capture(capture_dir: str | Path) -> Capture:
         raise FileNotFoundError(f"no manifest.json in {d}: give a directory written by scripts/make_capture.sh "
                                 "(e.g. tests/fixtures/ids) or a pcap file of benign traffic")
     man = json.loads(mpath.read_text())
-    ev = read_events(d / man["pcap"])
+    ev = reader(d / man["pcap"])
     lab, typ = load_labels(d / man["labels"])
     if len(ev) == 0 or int(ev.index.max()) >= len(lab):
         raise ValueError(f"{d}: the labels do not cover the pcap's records (re-make the capture)")

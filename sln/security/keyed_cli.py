@@ -18,10 +18,9 @@ import numpy as np
 from ..checkpoint import read_checkpoint, save_checkpoint
 from .fastpath import read_events_fast
 from .ids import CAL_FPR, load_ids
-from .ids_data import Capture, IdsSpec, sha256_file, unsupervised_split
+from .ids_data import IdsSpec, load_capture, unsupervised_split
 from .keyed import pair_scores
 from .metrics import calibrate_threshold
-from .packets import load_labels
 
 
 def calibrate(argv: list[str] | None = None) -> int:
@@ -34,13 +33,10 @@ def calibrate(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the new checkpoint (may equal --model)")
     a = p.parse_args(argv)
     model, spec = load_ids(a.model)
-    man = json.loads((a.capture / "manifest.json").read_text())
-    if spec.capture_sha256 and sha256_file(a.capture / man["pcap"]) != spec.capture_sha256:
+    cap = load_capture(a.capture, reader=read_events_fast)
+    if spec.capture_sha256 and cap.sha256 != spec.capture_sha256:
         raise SystemExit(f"{a.capture}: not the capture {a.model} was trained on (its pcap SHA-256 differs)")
-    ev = read_events_fast(a.capture / man["pcap"])
-    lab, typ = load_labels(a.capture / man["labels"])
-    cap = Capture(ev, lab[ev.index].astype(np.int64), typ[ev.index], float(man["t0_unix"]),
-                  float(man["config"]["warmup"]), str(a.capture), spec.capture_sha256)
+    ev = cap.ev
     sp = unsupervised_split(cap)
     end = int(np.flatnonzero(sp.val)[-1]) + 1          # the prefix is all the calibration needs
     st = dict(spec.state_thresholds or {}) | {spec.state: float(spec.threshold)}
