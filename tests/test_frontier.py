@@ -23,6 +23,8 @@ def test_point_labels_name_the_frontier_axes() -> None:
     assert F.point_label(get_config("sln-small-p2s10")) == "N512 k15 d.10/.10 pool2"
     assert F.point_label(get_config("sln-base")) == "N1024 k20 dense"
     assert F.point_label(get_config("sln-small", input_threshold=64)) == "N512 k15 dense thr64"
+    assert F.point_label(get_config("sln-small-s14-2step-in07")) == "N512 k15 d.07/.14 2 steps"   # 14 rows a step
+    assert F.point_label(get_config("sln-small", input_size=56)) == "N512 k15 dense 14 steps"
 
 
 def test_committed_vit_rows_reprice_exactly_and_a_changed_row_is_refused() -> None:
@@ -94,3 +96,30 @@ def test_measured_sparse_run_gets_the_benchmark_int8_row_and_plots(tmp_path: Pat
     assert F.main(["--replot", str(out), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "N32 k4 d.25/.25" in F.markdown(res)
+
+
+def test_merge_keeps_prior_measured_and_baseline_rows_and_replaces_a_remeasured_one(tmp_path: Path) -> None:
+    doc = json.loads(BENCH.read_text())
+    cfg, n = {"label": "N512 k15 d.14/.14"}, {"test_images": 10_000}
+    old_a = _row("a", "sln", 0.985, 0.8, config=cfg, origin="measured here (a)", **n)
+    old_b = _row("b", "sln", 0.980, 0.7, config=cfg, origin="measured here (b)", **n)
+    cnn = _row("lenet5", "cnn", 0.9912, 0.325, **n)
+    prior = F.build(doc, "bench/mnist.json", [old_a, old_b], [{"int8": cnn}])
+    new_b = _row("b", "sln", 0.986, 0.5, config=cfg, origin="measured here (b)", **n)
+    new_c = _row("c", "sln", 0.990, 0.4, config=cfg, origin="measured here (c)", **n)
+    res = F.build(doc, "bench/mnist.json", [new_b, new_c], [], prior)
+    published = [r["name"] for r in F.published_sln_rows(doc)]
+    assert [r["name"] for r in res["sln"]] == published + ["a", "b", "c"]       # bench rows not doubled
+    assert next(r for r in res["sln"] if r["name"] == "b")["energy_uJ"] == 0.5    # the new measurement wins
+    assert [r["name"] for r in res["baselines"]] == ["vit-xs", "vit-s", "lenet5"]  # the CNN row is carried
+    cnn_c = F.headline(res["comparisons"], "c", "cnn")
+    assert cnn_c["baseline"] == "lenet5" and cnn_c["energy_ratio"] == pytest.approx(0.325 / 0.4)
+    assert F.headline(res["comparisons"], "a", "vit") == F.headline(prior["comparisons"], "a", "vit")
+    with pytest.raises(ValueError, match="--merge expects"):
+        F.build(doc, "bench/mnist.json", [], [], {"models": []})
+    p = tmp_path / "prior.json"
+    p.write_text(json.dumps({**prior, "command": "x", "date": "d"}))
+    out = tmp_path / "out.json"
+    assert F.main(["--merge", str(p), "--json", str(out)]) == 0               # no run: a pure merge
+    again = json.loads(out.read_text())
+    assert [r["name"] for r in again["sln"]] == published + ["a", "b"] and again["merged_from"]["json"] == str(p)

@@ -16,6 +16,9 @@
 * Equal-accuracy comparisons are `sln.bench.compare.compare` (the benchmark's two methods), against
   the ViTs and, separately, the CNNs; the plot puts every int8 row on one accuracy / energy axis.
 --replot redraws the PNG from a JSON this module wrote (nothing is re-measured).
+--merge PRIOR.json keeps a JSON this module wrote: its measured SLN rows (those not measured again
+  now) and its baseline rows not in the bench JSON or --baseline-json (e.g. a CNN row whose source JSON
+  is gone) are carried as stored; the comparisons are recomputed over all rows.
 """
 from __future__ import annotations
 
@@ -36,13 +39,16 @@ REL_TOL = 1e-9
 
 
 def point_label(cfg: Any) -> str:
-    """'N1024 k30 d.10/.02' (+ ' pool2', ' thr64'; dense matrices: 'dense'): the frontier's axes of variation."""
+    """'N1024 k30 d.10/.02' (+ ' pool2', ' thr64', ' 2 steps' when a 28 x 28 image is not the default 4 cell
+    steps; dense matrices: 'dense'): the frontier's axes of variation."""
     if cfg.density_in >= 1.0 and cfg.density_rec >= 1.0:
         dens = "dense"
     else:
         dens = f"d{cfg.density_in:.2f}/{cfg.density_rec:.2f}".replace("0.", ".")
     coding = (f" pool{cfg.input_pool}" if cfg.input_pool != 1 else "") + (
         f" thr{cfg.input_threshold}" if cfg.input_threshold else "")
+    steps = (28 // cfg.input_pool) ** 2 / cfg.input_size
+    coding += f" {steps:g} steps" if steps != 4 else ""
     return f"N{cfg.n_neurons} k{cfg.k} {dens}{coding}"
 
 
@@ -201,11 +207,28 @@ def plot_frontier(res: dict[str, Any], out_png: Path, target_acc: float | None =
     plt.close(fig)
 
 
-def build(doc: dict[str, Any], bench_path: str, measured: list[Row], extra: list[dict[str, Any]]) -> dict[str, Any]:
-    """The result document: checks, SLN rows (published + measured), baseline rows, comparisons."""
+def merge_prior(prior: dict[str, Any], measured: list[Row], bases: list[Row]) -> tuple[list[Row], list[Row]]:
+    """Rows of a JSON this module wrote to keep: its measured SLN rows whose names are not in `measured`
+    (they come first, in their stored order), and its baseline rows whose names are not in `bases`."""
+    if "sln" not in prior or "baselines" not in prior:
+        raise ValueError("--merge expects a JSON written by sln.bench.frontier (keys 'sln' and 'baselines')")
+    now = {r["name"] for r in measured}
+    keep = [r for r in prior["sln"] if str(r.get("origin", "")).startswith("measured here") and r["name"] not in now]
+    have = {r["name"] for r in bases}
+    return keep, [r for r in prior["baselines"] if r["name"] not in have]
+
+
+def build(doc: dict[str, Any], bench_path: str, measured: list[Row], extra: list[dict[str, Any]],
+          prior: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The result document: checks, SLN rows (published + [prior measured] + measured), baseline rows
+    ([+ prior ones]), comparisons."""
     checks = check_baselines(doc)
-    slns = published_sln_rows(doc) + measured
     bases = baseline_rows(doc, extra)
+    kept: list[Row] = []
+    if prior is not None:
+        kept, more = merge_prior(prior, measured, bases)
+        bases = bases + more
+    slns = published_sln_rows(doc) + kept + measured
     return {"bench": bench_path, "bench_date": doc.get("date"), "bench_command": doc.get("command"),
             "dataset": doc["dataset"], "energy_profile": doc["energy_profile"]["name"], "baseline_checks": checks,
             "sln": slns, "baselines": bases, "comparisons": comparisons(slns, bases)}
@@ -221,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", type=Path, default=None)
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--replot", type=Path, default=None, help="only redraw --plot from this module's JSON")
+    p.add_argument("--merge", type=Path, default=None,
+                   help="keep the measured SLN and extra baseline rows of this module's earlier JSON")
     p.add_argument("--int8-calib", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args(argv)
@@ -239,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
             xtr, _ = load_split(doc["dataset"], "train", limit=a.int8_calib)
             xte, yte = load_split(doc["dataset"], "test")
             measured = measure_runs(a.run, xtr, xte, yte, doc["energy_profile"]["name"], a.int8_calib)
-        res = build(doc, str(a.bench), measured, extra)
+        prior = json.loads(a.merge.read_text()) if a.merge else None
+        res = build(doc, str(a.bench), measured, extra, prior)
+        if a.merge:
+            res["merged_from"] = {"json": str(a.merge), "command": prior.get("command"), "date": prior.get("date")}
         res.update({"command": "python -m sln.bench.frontier " + " ".join(argv if argv is not None else sys.argv[1:]),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
         for line in res["baseline_checks"]:
