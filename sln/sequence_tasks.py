@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, read_checkpoint
-from .config import SLNConfig, get_config
+from .config import SERIES_NORMS, SLNConfig, get_config
 from .device import add_device_argument, is_main, model_device, to_device
 from .fetch import DataError
 from .model import SLN
@@ -327,8 +327,14 @@ def train_timeseries(cfg: SLNConfig, opts: RunOptions, files: DataFiles | None =
     else:
         data = load_ts_dataset(opts.dataset, opts.data_dir)
     data = limit_data(data, opts.limit_train, opts.limit_test)
-    cfg, data, patch = prepare_ts(cfg, data)
-    cfg = resume_config(cfg, opts)
+    cfg, coded, patch = prepare_ts(cfg, data)
+    saved = resume_config(cfg, opts)   # --resume codes the data with the checkpoint's recipe (e.g. series_norm)
+    if saved.to_dict() != cfg.to_dict():
+        again, coded, patch = prepare_ts(saved, data)
+        if again.input_size != saved.input_size:
+            raise ValueError(f"--resume: the checkpoint's model reads {saved.input_size} inputs per step, this data "
+                             f"coded its way {again.input_size}; resume on its data or start a new run (another --out)")
+    cfg, data = saved, coded
     torch.manual_seed(cfg.seed)
     model = SLN(cfg)
     task = SeriesTask(data, cfg.batch_size, cfg.seed, cfg.train_drop, progress=opts.progress)
@@ -431,10 +437,12 @@ def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3,
                                seed: int = 0, data_dir: Path | None = None, d_model: int = 64,
                                train_drop: float = 0.6, progress: bool = True, threads: int | None = None,
                                limit_train: int | None = None, limit_test: int | None = None,
-                               device: str = "auto") -> dict[str, Any]:
+                               device: str = "auto", series_norm: str = "global") -> dict[str, Any]:
     """Train on the same (thinned) batches as SLN, evaluate regular and on the same dropped-step views.
-    threads None: keep torch's current thread count (the command line passes --threads)."""
+    threads None: keep torch's current thread count (--threads). series_norm "series": the SLN recipe's
+    per-series scaling (sln.timeseries.code_inputs), without its patches: one token per sample."""
     data = limit_data(load_ts_dataset(dataset, data_dir), limit_train, limit_test)
+    data, _ = patch_splits(data, 0, 0, series_norm)
     torch.manual_seed(seed)
     model = TSTransformer(data.x_train.shape[2], len(data.class_names), d_model=d_model)
     task = SeriesTask(data, batch_size, seed, train_drop, transformer=True, eval_each_epoch=False)
@@ -447,6 +455,7 @@ def train_transformer_baseline(dataset: str, epochs: int = 60, lr: float = 1e-3,
                                                                                     data.y_test), data, progress)
     secs = res.epoch_seconds          # the same measure as classify_metrics' seconds_per_epoch
     return {"dataset": dataset, "model": "transformer", "params": params, "train_drop": train_drop,
+            "series_norm": series_norm,
             "epochs": epochs, "train_seconds": res.train_seconds, "threads": res.threads,
             "seconds_per_epoch": float(np.mean(secs)) if secs else 0.0,
             "test_accuracy": res.final["accuracy"], "irregular": irregular}
@@ -463,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--d-model", type=int, default=64)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--train-drop", type=float, default=0.6, help="as SLNConfig.train_drop (0 = regular only)")
+    t.add_argument("--series-norm", choices=SERIES_NORMS, default="global",
+                   help="input scaling: global (per channel) or series (as the sln-ts-small recipe)")
     t.add_argument("--json", type=Path, default=None, help="write the results here")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -476,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     res = train_transformer_baseline(a.dataset, a.epochs, a.lr, seed=a.seed, d_model=a.d_model,
                                      train_drop=a.train_drop, progress=not a.no_progress,
-                                     threads=resolve_threads(a.threads), device=a.device)
+                                     threads=resolve_threads(a.threads), device=a.device,
+                                     series_norm=a.series_norm)
     print(json.dumps({k: v for k, v in res.items()}, indent=2))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

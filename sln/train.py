@@ -44,7 +44,8 @@ __all__ = ["CKPT", "FitResult", "RunOptions", "Task", "TrainSpec", "classify_met
 
 def classify_metrics(cfg: SLNConfig, model: SLN, res: FitResult, dataset: str) -> dict[str, Any]:
     """metrics.json keys shared by the image and time-series trainers."""
-    secs = [h["seconds"] for h in res.history] or res.epoch_seconds
+    # every completed epoch of this run (the history holds only the evaluated ones, see TrainSpec.eval_points)
+    secs = res.epoch_seconds or [h["seconds"] for h in res.history]
     return {"dataset": dataset, "model": cfg.name, "epochs": cfg.epochs,
             "test_accuracy": res.final["accuracy"], "active_fraction": res.final["active_fraction"],
             "dead_fraction": res.final["dead_fraction"], "params": model.num_params(), "k": cfg.k,

@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-test", type=_positive, default=None, help="use only the first N test examples")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: $SLN_THREADS, else all cores)")
+    p.add_argument("--eval-points", type=int, default=None, metavar="N",
+                   help="evaluate the test split about N times per run and after the last epoch (default 25; runs "
+                        "of <= N epochs: every epoch; 0: after every epoch)")
     add_device_argument(p)
     g = p.add_argument_group("model/training config overrides (default: the named model's value)")
     hints = typing.get_type_hints(SLNConfig)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or Path("runs") / f"{run_label(args.dataset)}-{args.model}"
     opts = RunOptions(dataset=args.dataset, out=out, data_dir=args.data_dir, resume=args.resume,
                       limit_train=args.limit_train, limit_test=args.limit_test, progress=not args.no_progress,
-                      threads=args.threads, device=args.device)
+                      threads=args.threads, device=args.device, eval_points=args.eval_points)
     resolve_device(args.device)                 # a --device cuda without a GPU fails before any data is read
     trainer = get_trainer(args.dataset)
     try:

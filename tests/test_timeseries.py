@@ -280,6 +280,53 @@ def test_timeseries_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     assert resumed["test_accuracy"] == full["test_accuracy"] and resumed["irregular"] == full["irregular"]
 
 
+def test_resume_codes_the_data_with_the_checkpoints_recipe(tmp_path: Path) -> None:
+    """A checkpoint trained with series_norm "global" (what every run before 2 Dec 2026 used, and what an old
+    config without the field loads as) resumes under today's default ("series", 12 more input channels on
+    BasicMotions): the data is coded as the checkpoint's run coded it, and the result equals that run's
+    uninterrupted twin bit for bit. Before, it failed on the input size."""
+    from sln.checkpoint import read_checkpoint
+    from sln.config import get_config
+    from sln.sequence_tasks import train_timeseries
+    _basicmotions()
+    old = get_config("sln-ts-small", epochs=2, series_norm="global", **TINY_TS)
+    new = get_config("sln-ts-small", epochs=2, **TINY_TS)
+    assert new.series_norm == "series"
+    full = train_timeseries(old, _ts_opts(tmp_path / "a"))
+    train_timeseries(old, _ts_opts(tmp_path / "b", stop_after_epoch=1))
+    resumed = train_timeseries(new, _ts_opts(tmp_path / "b", resume=True))
+    assert resumed["config"] == full["config"] and full["config"]["series_norm"] == "global"
+    assert full["config"]["input_size"] == 12                     # 2 samples per step x 6 channels ("series": 24)
+    _, ta = read_checkpoint(tmp_path / "a" / "checkpoint.safetensors")
+    _, tb = read_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    for k in ta:
+        assert torch.equal(ta[k], tb[k]), k
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+
+
+def test_ts_sln_row_from_a_train_py_run(tmp_path: Path) -> None:
+    """benchmark.py --task ts-sln --ts-train-cli reads each cell from the train.py run folder: the row carries
+    the run's figures, and the training-split fit recomputed from the checkpoint is that model's."""
+    import torch.nn.functional as F
+
+    from sln.bench.ts_sln import row_from_run
+    from sln.checkpoint import load_checkpoint
+    from sln.config import get_config
+    from sln.sequence_tasks import prepare_ts, train_timeseries
+    from sln.timeseries import load_ts_dataset
+    _basicmotions()
+    m = train_timeseries(get_config("sln-ts-small", epochs=2, seed=3, **TINY_TS), _ts_opts(tmp_path))
+    row = row_from_run(tmp_path, "basicmotions")
+    assert (row["seed"], row["accuracy"], row["steps"], row["evaluations"]) == (3, m["test_accuracy"], 6, 2)
+    assert row["irregular"]["drop50"]["with_dt"] == m["irregular"]["drop50"]["with_dt"]
+    model, _ = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    _, data, _ = prepare_ts(model.cfg, load_ts_dataset("basicmotions"))
+    assert len(data.x_train) == 40                                    # the whole training split, not the 24
+    with torch.no_grad():
+        logits = model.eval()(data.x_train, None, data.len_train)
+    assert abs(row["train_loss"] - F.cross_entropy(logits, data.y_train).item()) < 1e-6
+
+
 def test_timeseries_time_budget_stops_and_threads_are_honoured(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """time_budget_s = 1 with 10,000 epochs: the run ends after ~1 s of training (evaluation not
@@ -300,3 +347,17 @@ def test_timeseries_time_budget_stops_and_threads_are_honoured(tmp_path: Path,
     assert m["threads"] == 1 and torch.get_num_threads() == 1
     assert json.loads((tmp_path / "metrics.json").read_text())["steps"] == m["steps"]
     assert (tmp_path / "checkpoint.safetensors").is_file()
+
+
+def test_transformer_baseline_reads_the_recipes_series_scaling() -> None:
+    """series_norm "series" gives the transformer the SLN recipe's input (per-series z-score + the mean and
+    log-scale of each of BasicMotions' 6 channels: 12 more input features, 12 x d_model more embedding
+    weights); training and the dropped-step evaluation run on it."""
+    from sln.sequence_tasks import train_transformer_baseline
+    _basicmotions()
+    kw = dict(epochs=1, d_model=16, progress=False, threads=1, limit_train=16, limit_test=8, device="cpu")
+    g = train_transformer_baseline("basicmotions", **kw)
+    s = train_transformer_baseline("basicmotions", series_norm="series", **kw)
+    assert (g["series_norm"], s["series_norm"]) == ("global", "series")
+    assert s["params"] - g["params"] == 12 * 16
+    assert 0.0 <= s["test_accuracy"] <= 1.0 and set(s["irregular"]) == {"drop30", "drop50"}

@@ -3,7 +3,11 @@ annealing, the last-state readout, patches for long series, training-only normal
 end-to-end fit of the default `sln-ts-small` recipe."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -110,6 +114,59 @@ def test_fit_passes_training_progress_to_the_task() -> None:
 
     fit(torch.nn.Linear(1, 1), Probe(), ts_spec(1e-2, 0.0, 2, 4), RunOptions(out=None, progress=False, threads=1))
     assert seen == [i / 8 for i in range(8)]
+
+
+class _Counted:
+    """A 2-step-per-epoch task that records after which step each evaluation ran."""
+    steps_per_epoch, eval_each_epoch = 2, True
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.evaluated: list[int] = []
+
+    def get_batch(self, step: int) -> torch.Tensor:
+        self.steps = step + 1
+        return torch.ones(2, 1)
+
+    def loss(self, model: torch.nn.Module, batch: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        return sum(p.pow(2).sum() for p in model.parameters()), {}
+
+    def evaluate(self, model: torch.nn.Module) -> dict:
+        self.evaluated.append(self.steps)
+        return {"accuracy": 0.0}
+
+
+@pytest.mark.parametrize("epochs, points, want", [
+    (500, 25, list(range(20, 501, 20))),          # ArrowHead's 500 epochs: every 20th epoch, the last included
+    (60, 25, list(range(3, 61, 3))),               # ceil(60 / 25) = 3
+    (61, 25, list(range(3, 61, 3)) + [61]),        # the last epoch is evaluated although 61 % 3 != 0
+    (20, 25, list(range(1, 21))),                  # an image run (<= 25 epochs): every epoch, as before
+    (7, 0, list(range(1, 8))),                     # eval_points 0: every epoch
+])
+def test_long_runs_evaluate_at_most_eval_points_times(epochs: int, points: int, want: list[int]) -> None:
+    """The held-out evaluation of an epoch run is bounded (TrainSpec.eval_points); history, the final figure
+    and the last epoch's entry follow it."""
+    from sln.tasks.loop import TrainSpec
+    task = _Counted()
+    res = fit(torch.nn.Linear(1, 1), task, TrainSpec(lr=1e-3, epochs=epochs, eval_points=points),
+              RunOptions(out=None, progress=False, threads=1))
+    assert [s // 2 for s in task.evaluated] == want                    # evaluated after these epochs
+    assert [h["epoch"] for h in res.history] == want
+    assert res.steps == 2 * epochs and len(res.epoch_seconds) == epochs   # every epoch trained and timed
+
+
+def test_stop_after_epoch_is_evaluated_and_checkpointed_between_strides(tmp_path: Path) -> None:
+    """--stop-after-epoch on an epoch the stride skips still evaluates, saves and records it, so a resume
+    continues from it."""
+    from sln.checkpoint import read_checkpoint
+    from sln.tasks.loop import TrainSpec
+    task = _Counted()
+    spec = TrainSpec(lr=1e-3, epochs=100, eval_points=25)            # stride 4
+    model = SLN(get_config("sln-ts-small", input_size=1, n_classes=2, n_neurons=16))   # a checkpointable model
+    res = fit(model, task, spec, RunOptions(out=tmp_path, progress=False, threads=1, stop_after_epoch=6))
+    assert [h["epoch"] for h in res.history] == [4, 6] and res.steps == 12
+    meta, _ = read_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert json.loads(meta["train"])["step"] == 12
 
 
 def test_last_state_readout_ignores_padding() -> None:
@@ -299,3 +356,39 @@ def test_ts_sln_summary_merge_and_table(tmp_path) -> None:  # noqa: ANN001
     assert "| GunPoint | 85.00 ± 5.00 | 2 | 0.100 | 49.33 | 91.33 | 90.67 | 99.78 |" in md
     assert "| PLAID | not run | 0 |" in md
     assert "| GunPoint | 50 % | 80.00 ± 0.00 | 60.00 ± 0.00 | 70.00 | 50.00 |" in md
+    # one set's seeds in two files (seed 0 from one grid, seeds 1-2 from another): one row, summary recomputed
+    r = [{**runs[0], "seed": 0}], [{**runs[1], "seed": 2}, {**runs[0], "accuracy": 0.7, "seed": 1}]
+    for path, rr in zip((pa, pb), r):
+        path.write_text(json.dumps({"sets": [{"set": "GunPoint", "name": "gunpoint", "runs": rr,
+                                              "summary": summarise(rr)}], "baselines": base}))
+    doc = merge([pa, pb])
+    assert len(doc["sets"]) == 1 and [x["seed"] for x in doc["sets"][0]["runs"]] == [0, 1, 2]
+    assert abs(doc["sets"][0]["summary"]["accuracy"]["mean"] - 0.8) < 1e-12 and doc["sets"][0]["summary"]["n"] == 3
+    with pytest.raises(ValueError, match="gunpoint seed 0"):
+        merge([pa, pa])
+    # train.py runs (--ts-train-cli) carry their wall time: the table gets a column for the 15-minute target
+    doc["sets"][0]["runs"][0].update(wall_seconds=612.4, command="python train.py ...")
+    doc["sets"][0]["runs"][2].update(wall_seconds=845.0, command="python train.py ...")
+    assert "| GunPoint | 80.00 ± 8.16 | 3 | 0.100 | 49.33 | 91.33 | 90.67 | 99.78 | 612–845 |" in markdown(doc)
+
+
+def test_budget_runs_evaluate_by_training_time() -> None:
+    """A 0.6-s budget of tiny epochs (hundreds of them) with eval_points 3 evaluates about every 0.2 s of
+    training, not after each epoch, and once more at the end."""
+    from sln.tasks.loop import TrainSpec
+    task = _Counted()
+    res = fit(torch.nn.Linear(1, 1), task, TrainSpec(lr=1e-3, epochs=10**6, time_budget_s=0.6, eval_points=3),
+              RunOptions(out=None, progress=False, threads=1))
+    assert len(res.epoch_seconds) > 20, len(res.epoch_seconds)       # many epochs trained ...
+    assert 2 <= len(task.evaluated) <= 5, task.evaluated             # ... few evaluated (<= 3 + the last)
+    assert len(res.history) == len(task.evaluated) - (0 if res.history[-1]["epoch"] * 2 == res.steps else 1)
+
+
+def test_eval_points_option_overrides_the_spec() -> None:
+    """train.py --eval-points N (RunOptions.eval_points) wins over TrainSpec.eval_points: 0 = every epoch."""
+    from sln.tasks.loop import TrainSpec
+    for points, want in ((0, list(range(1, 61))), (6, list(range(10, 61, 10)))):
+        task = _Counted()
+        fit(torch.nn.Linear(1, 1), task, TrainSpec(lr=1e-3, epochs=60),
+            RunOptions(out=None, progress=False, threads=1, eval_points=points))
+        assert [s // 2 for s in task.evaluated] == want

@@ -7,6 +7,11 @@ annealing then follow the budget's clock), test accuracy after the last step, th
 and accuracy (regular sampling, eval mode: does the recipe fit?), the active share per step, and, where
 the test set is small enough (--dropped-max-steps), the dropped-step accuracies with and without dt.
 Results are written after every run (JSON; Markdown with --markdown), so a stopped grid keeps what finished.
+
+`--ts-budget 0 --ts-train-cli` runs each cell as the user would: the `train.py --dataset SET --model MODEL --seed S
+--threads T --no-progress` command itself in a subprocess (its default epochs, min_steps, per-epoch evaluation
+and the dropped-step evaluation at the end), its wall time measured from outside (`wall_seconds`, what
+issue 14's 15-minute target is about); the row is then read from its run folder (metrics.json + checkpoint).
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,11 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from ..checkpoint import load_checkpoint
 from ..config import get_config
 from ..model import SLN
 from ..sequence_tasks import SeriesTask, irregular_eval_sln, prepare_ts, train_transformer_baseline, ts_spec
 from ..timeseries import DATASETS, TSSplits, load_ts_dataset
-from ..train import RunOptions, fit
+from ..train import CKPT, RunOptions, fit
 from .measure import cpu_name
 
 
@@ -39,8 +47,12 @@ def add_ts_sln_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--dropped-max-steps", type=float, default=2e5,
                    help="dropped-step evaluation only where test series x steps <= this (20 test passes)")
     g.add_argument("--transformer-sets", default="", help="also train the transformer baseline (seed 0, 60 "
-                   "epochs) on these sets and evaluate it on the same dropped steps")
+                   "epochs, the --ts-model's series_norm) on these sets and evaluate it on the same dropped steps")
     g.add_argument("--total-budget", type=float, default=0.0, help="start no new run after this many seconds")
+    g.add_argument("--ts-train-cli", action="store_true", help="run each cell as the train.py command (with "
+                   "--ts-budget 0: the default recipe as a user runs it), wall time measured outside")
+    g.add_argument("--ts-runs-dir", type=Path, default=Path("runs/ts_train_cli"),
+                   help="--ts-train-cli: where the runs' folders go (SET-sSEED)")
     g.add_argument("--baselines", type=Path, default=Path("bench/ts_baselines.json"))
     g.add_argument("--ts-merge", default="", help="comma-separated ts-sln JSON files (e.g. two halves of the grid "
                    "run side by side): merge their sets into --json / --markdown, train nothing")
@@ -79,6 +91,40 @@ def run_sln(name: str, model_name: str, seed: int, budget: float, dropped_max: f
     return row
 
 
+def run_train_cli(name: str, model_name: str, seed: int, out: Path, threads: int = 1) -> dict[str, Any]:
+    """One cell as `python train.py --dataset NAME --model MODEL --seed SEED` (its defaults) -> the row run_sln
+    writes, from the run folder; wall_seconds is the subprocess's whole life (data loading, training, every
+    evaluation)."""
+    cmd = [sys.executable, str(Path(__file__).resolve().parents[2] / "train.py"), "--dataset", name, "--model",
+           model_name, "--seed", str(seed), "--threads", str(threads), "--no-progress", "--out", str(out)]
+    print("$ " + " ".join(cmd[1:]), flush=True)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    (out.parent / f"{out.name}.log").write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise RuntimeError(f"train.py failed on {name} seed {seed} (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return {**row_from_run(out, name), "wall_seconds": wall,
+            "command": " ".join(["python", "train.py"] + cmd[2:-2])}
+
+
+def row_from_run(out: Path, name: str) -> dict[str, Any]:
+    """A train.py time-series run folder (metrics.json + checkpoint) -> run_sln's row (without wall_seconds);
+    the training-split fit is recomputed from the checkpoint on the whole named set's training split."""
+    m = json.loads((out / "metrics.json").read_text())
+    model, _ = load_checkpoint(out / CKPT)
+    cfg, data, _ = prepare_ts(model.cfg, load_ts_dataset(name))        # the data exactly as the run coded it
+    if cfg.input_size != model.cfg.input_size:
+        raise RuntimeError(f"{out}: its checkpoint reads {model.cfg.input_size} inputs, the re-coded data gives "
+                           f"{cfg.input_size}")
+    return {"seed": m["seed"], "accuracy": m["test_accuracy"], "active_fraction": m["active_fraction"][0],
+            "k": m["k"], "n_neurons": m["n_neurons"], "steps": m["steps"], "epochs": m["epochs"],
+            "train_seconds": m["train_seconds"], "samples_per_step": m["samples_per_step"],
+            "seconds_per_epoch": m["seconds_per_epoch"], "evaluations": len(m["history"]),
+            **train_split_fit(model, data), "irregular": {k: {"with_dt": v["with_dt"], "without_dt": v["without_dt"]}
+                                                         for k, v in m["irregular"].items()}}
+
+
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """mean / population sd of accuracy (and of the dropped-step accuracies) over a set's runs."""
     def ms(v: list[float]) -> dict[str, float]:
@@ -99,8 +145,10 @@ def _pm(s: dict[str, float] | None) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     base = {r["set"]: r for r in doc.get("baselines", [])}
-    lines = ["| set | SLN (mean ± sd) | runs | train loss | majority | 1-NN ED | 1-NN DTW | MiniRocket |",
-             "|" + "---|" * 8]
+    # runs of --ts-train-cli carry their measured wall time: a column for the 15-minute target
+    walls = any("wall_seconds" in r and "command" in r for s in doc["sets"] for r in s["runs"])
+    lines = ["| set | SLN (mean ± sd) | runs | train loss | majority | 1-NN ED | 1-NN DTW | MiniRocket |"
+             + (" train.py wall time, s (min–max) |" if walls else ""), "|" + "---|" * (9 if walls else 8)]
     def pct(b: dict[str, Any], k: str) -> str:
         return "—" if b.get(k) is None else f"{100 * b[k]:.2f}"
 
@@ -109,6 +157,9 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| {s['set']} | {_pm(summ['accuracy']) if summ else 'not run'} | {summ['n'] if summ else 0} | "
                      f"{summ['train_loss']['mean']:.3f} | " if summ else f"| {s['set']} | not run | 0 | — | ")
         lines[-1] += f"{pct(b, 'majority')} | {pct(b, 'euclidean')} | {pct(b, 'dtw')} | {pct(b, 'minirocket')} |"
+        if walls:
+            w = [r["wall_seconds"] for r in s["runs"] if "wall_seconds" in r]
+            lines[-1] += f" {min(w):.0f}–{max(w):.0f} |" if w else " — |"
     irr = [s for s in doc["sets"] if s.get("summary") and "irregular" in s["summary"]]
     if irr:
         lines += ["", "| set | drop | SLN with dt | SLN without dt | transformer, true times | "
@@ -124,9 +175,27 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
-    """Several ts-sln result files -> one (the first file's header, every file's sets in order)."""
+    """Several ts-sln result files -> one (the first file's header, the sets in first-seen order). A set in
+    several files (e.g. seed 0 in one, seeds 1-2 in another) gets all their runs, its summary recomputed;
+    the same (set, seed) twice is refused."""
     docs = [json.loads(p.read_text()) for p in paths]
-    out = {**docs[0], "sets": [s for d in docs for s in d["sets"]], "merged_from": [str(p) for p in paths],
+    sets: dict[str, dict[str, Any]] = {}
+    for path, d in zip(paths, docs):
+        for s in d["sets"]:
+            if s["name"] not in sets:
+                sets[s["name"]] = {**s, "runs": list(s["runs"])}
+                continue
+            have = {r.get("seed") for r in sets[s["name"]]["runs"]}
+            twice = sorted(have & {r.get("seed") for r in s["runs"]} - {None})
+            if twice:
+                raise ValueError(f"--ts-merge: {s['name']} seed {twice[0]} is in {path} and in an earlier file; "
+                                 "merge files with different seeds")
+            sets[s["name"]]["runs"] += s["runs"]
+    for s in sets.values():
+        s["runs"].sort(key=lambda r: r.get("seed", 0))
+        if s["runs"]:
+            s["summary"] = summarise(s["runs"])
+    out = {**docs[0], "sets": list(sets.values()), "merged_from": [str(p) for p in paths],
            "transformer": {k: v for d in docs for k, v in d.get("transformer", {}).items()}}
     stops = [d["stopped"] for d in docs if d.get("stopped")]
     if stops:
@@ -175,7 +244,15 @@ def run_ts_sln(args: argparse.Namespace) -> int:
                 save()
                 print(doc["stopped"], flush=True)
                 return 0
-            r = run_sln(entry["name"], args.ts_model, seed, args.ts_budget, args.dropped_max_steps, threads)
+            if args.ts_train_cli:
+                if args.ts_budget:
+                    raise ValueError("--ts-train-cli runs the train.py command with its default epochs: use it "
+                                     "with --ts-budget 0")
+                args.ts_runs_dir.mkdir(parents=True, exist_ok=True)
+                r = run_train_cli(entry["name"], args.ts_model, seed, args.ts_runs_dir / f"{entry['name']}-s{seed}",
+                                  threads)
+            else:
+                r = run_sln(entry["name"], args.ts_model, seed, args.ts_budget, args.dropped_max_steps, threads)
             entry["runs"].append(r)
             entry["summary"] = summarise(entry["runs"])
             print(f"{entry['set']} seed {seed}: test {100 * r['accuracy']:.2f} %  train loss {r['train_loss']:.3f}"
@@ -187,8 +264,10 @@ def run_ts_sln(args: argparse.Namespace) -> int:
         if args.total_budget and time.monotonic() - t_start > args.total_budget:
             doc["stopped"] = f"total budget {args.total_budget:.0f} s reached before the transformer on {name}"
             break
-        t = train_transformer_baseline(name, progress=False, threads=threads, device="cpu")
-        res = {k: t[k] for k in ("test_accuracy", "params", "seconds_per_epoch", "train_seconds")}
+        # the same input scaling as the SLN's recipe (series_norm), one token per sample (no patches)
+        t = train_transformer_baseline(name, progress=False, threads=threads, device="cpu",
+                                       series_norm=get_config(args.ts_model).series_norm)
+        res = {k: t[k] for k in ("test_accuracy", "params", "seconds_per_epoch", "train_seconds", "series_norm")}
         res["irregular"] = {d: {w: v[w] for w in ("with_dt", "without_dt")} for d, v in t["irregular"].items()}
         doc["transformer"][name] = res
         print(f"transformer {name}: test {100 * t['test_accuracy']:.2f} %  "

@@ -8,7 +8,8 @@ GPT baseline, the benchmark's ViT/CfC/dense baselines) builds a model and a *tas
 `fit`. A task (nanoGPT style: one loop fed by a batch function) supplies
 
     steps_per_epoch: int             optimizer steps in one pass over its training data
-    eval_each_epoch: bool            evaluate + checkpoint after every epoch (else at the end)
+    eval_each_epoch: bool            evaluate + checkpoint after epochs (else at the end): every epoch,
+                                     or every ceil(epochs / eval_points)-th (and the last) on long runs
     get_batch(step) -> batch         the batch of global step `step` (epoch = step // steps_per_epoch)
     loss(model, batch) -> (loss, stats)   scalar loss to minimise, detached 0-d tensors to display
     evaluate(model) -> dict          held-out metrics (called in eval mode)
@@ -30,6 +31,7 @@ time-budgeted run resumes with the time it had left, which is not bit-reproducib
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -64,6 +66,7 @@ class RunOptions:
     stop_after_epoch: int | None = None  # end this run early (simulates an interruption; tests)
     threads: int | None = None           # torch intra-op threads (default: $SLN_THREADS, else all cores)
     device: str = "auto"                 # auto (CUDA when present) | cpu | cuda | cuda:N (sln/device.py)
+    eval_points: int | None = None       # --eval-points: overrides TrainSpec.eval_points (0: every epoch)
 
 
 @dataclass
@@ -80,6 +83,12 @@ class TrainSpec:
     floor: float = 0.0                # cosine decays to floor * lr
     clip: float = 1.0                 # gradient-norm clipping
     checkpoint_every_s: float = 120.0  # runs without per-epoch checkpoints: save this often
+    # eval_each_epoch tasks: at most about this many held-out evaluations per run besides the last (0: after
+    # every epoch). A small time-series set trains 500-750 tiny epochs (min_steps); evaluating its test split
+    # after each took 578 of ArrowHead's 845 s of wall time (docs/SEQUENCES.md). Epoch runs evaluate every
+    # ceil(epochs / eval_points)-th epoch and the last; budget runs when budget / eval_points seconds of
+    # training have passed since the last evaluation. Runs of <= eval_points epochs evaluate every epoch.
+    eval_points: int = 25
 
     @classmethod
     def from_config(cls, cfg: SLNConfig, **kw: Any) -> TrainSpec:
@@ -286,6 +295,10 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
     epoch_seconds: list[float] = []
     last_save = last_show = time.monotonic()
     model.train()
+    if opts.eval_points is not None:
+        spec = dataclasses.replace(spec, eval_points=opts.eval_points)
+    every = eval_stride(spec, spe)
+    last_eval = clock()                      # training seconds at the last evaluation (budget runs)
     while not ((budget and (el := run_clock()) >= budget) or (total is not None and step >= total)):
         b = step % spe
         if bar is None or (b == 0 and not budget and spec.max_steps is None):
@@ -328,7 +341,11 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)                    # the epoch's time includes its queued kernels
             epoch_seconds.append(time.monotonic() - epoch_t0)
-            if task.eval_each_epoch:
+            stopping = opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch
+            due = (stopping or (total is not None and step >= total)
+                   or (clock() - last_eval >= budget / spec.eval_points if budget and spec.eval_points
+                       else (step // spe) % every == 0))
+            if task.eval_each_epoch and due:
                 t_eval = time.monotonic()
                 ev = task.evaluate(model)                      # every rank: the same model, the same figures
                 model.train()
@@ -341,11 +358,13 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
                 save()
                 last_save = time.monotonic()
                 t_start += last_save - t_eval
-                if opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch:
+                last_eval = clock()
+                if stopping:
                     break
-            elif opts.stop_after_epoch is not None and step // spe >= opts.stop_after_epoch:
+            elif stopping:
                 break                                          # evaluated and saved after the loop
-        if out is not None and not task.eval_each_epoch and time.monotonic() - last_save > spec.checkpoint_every_s:
+        if out is not None and (not task.eval_each_epoch or step % spe == 0) \
+                and time.monotonic() - last_save > spec.checkpoint_every_s:
             save()                                            # periodic, atomic
             last_save = time.monotonic()
     if bar is not None:
@@ -366,6 +385,13 @@ def fit(model: nn.Module, task: Task, spec: TrainSpec, opts: RunOptions,
     model.eval()
     return FitResult(model, opt, history, final, step, train_s, epoch_seconds,
                      {k: v.item() for k, v in ema.items()}, threads, str(dev), world)
+
+
+def eval_stride(spec: TrainSpec, spe: int) -> int:
+    """Epochs between held-out evaluations of an epoch (or max_steps) run: 1 up to spec.eval_points epochs,
+    else ceil(epochs / eval_points) (the last epoch is always evaluated). Budget runs evaluate by time."""
+    epochs = spec.epochs if spec.max_steps is None else math.ceil(spec.max_steps / spe)
+    return 1 if spec.eval_points <= 0 or spec.time_budget_s else max(1, math.ceil(epochs / spec.eval_points))
 
 
 def _bar(progress: bool, step: int, spe: int, spec: TrainSpec, budget: float, total: int | None) -> tqdm:
