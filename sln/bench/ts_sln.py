@@ -146,7 +146,7 @@ def _pm(s: dict[str, float] | None) -> str:
 def markdown(doc: dict[str, Any]) -> str:
     base = {r["set"]: r for r in doc.get("baselines", [])}
     # runs of --ts-train-cli carry their measured wall time: a column for the 15-minute target
-    walls = any("wall_seconds" in r and "command" in r for s in doc["sets"] for r in s["runs"])
+    walls = any("command" in r for s in doc["sets"] for r in s["runs"])
     lines = ["| set | SLN (mean ± sd) | runs | train loss | majority | 1-NN ED | 1-NN DTW | MiniRocket |"
              + (" train.py wall time, s (min–max) |" if walls else ""), "|" + "---|" * (9 if walls else 8)]
     def pct(b: dict[str, Any], k: str) -> str:
@@ -158,7 +158,7 @@ def markdown(doc: dict[str, Any]) -> str:
                      f"{summ['train_loss']['mean']:.3f} | " if summ else f"| {s['set']} | not run | 0 | — | ")
         lines[-1] += f"{pct(b, 'majority')} | {pct(b, 'euclidean')} | {pct(b, 'dtw')} | {pct(b, 'minirocket')} |"
         if walls:
-            w = [r["wall_seconds"] for r in s["runs"] if "wall_seconds" in r]
+            w = [r["wall_seconds"] for r in s["runs"] if "command" in r]     # train.py runs only, not run_sln's
             lines[-1] += f" {min(w):.0f}–{max(w):.0f} |" if w else " — |"
     irr = [s for s in doc["sets"] if s.get("summary") and "irregular" in s["summary"]]
     if irr:
@@ -217,6 +217,8 @@ def run_ts_sln(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"unknown set {bad[0]!r}; known: {', '.join(DATASETS)}")
     seeds = [int(s) for s in args.ts_seeds.split(",") if s]
+    if args.ts_train_cli and args.ts_budget:
+        raise ValueError("--ts-train-cli runs the train.py command with its default epochs: use it with --ts-budget 0")
     tsets = [s for s in args.transformer_sets.split(",") if s]
     threads = args.train_threads or 1
     torch.set_num_threads(threads)
@@ -245,9 +247,6 @@ def run_ts_sln(args: argparse.Namespace) -> int:
                 print(doc["stopped"], flush=True)
                 return 0
             if args.ts_train_cli:
-                if args.ts_budget:
-                    raise ValueError("--ts-train-cli runs the train.py command with its default epochs: use it "
-                                     "with --ts-budget 0")
                 args.ts_runs_dir.mkdir(parents=True, exist_ok=True)
                 r = run_train_cli(entry["name"], args.ts_model, seed, args.ts_runs_dir / f"{entry['name']}-s{seed}",
                                   threads)
