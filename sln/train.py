@@ -1,9 +1,9 @@
 """Training: the one loop (sln/tasks/loop.py, re-exported here) and the image trainer (MNIST, Fashion-MNIST).
 
 Every trainer builds a model and a task and calls `fit` (see sln/tasks/loop.py for the task
-interface): images here, time series and their transformer baseline in sln/sequence_tasks.py,
-the character LM and its GPT baseline in sln/lm.py, the benchmark's ViT/CfC baselines in
-sln/baselines.py. The image run is deterministic given the seed: the batches of epoch e come
+interface): images here, time series in sln/sequence_tasks.py (their transformer baseline in
+sln/ts_transformer.py), the character LM and its GPT baseline in sln/lm.py, the benchmark's ViT/CfC
+baselines in sln/baselines.py. The image run is deterministic given the seed: the batches of epoch e come
 from a generator seeded with (seed, e) and the learning rate is a pure function of the step
 (`lr_at`), so `--resume` from the checkpoint of epoch e continues exactly as an uninterrupted
 run would.

@@ -163,9 +163,11 @@ def _data_files(args: argparse.Namespace, key: str) -> DataFiles:
 
 def list_main(argv: list[str] | None = None) -> int:
     from .model import SLN
-    print(f"{'model':<18}{'N':>6}{'layers':>8}{'k':>5}{'active':>9}{'params':>11}")
-    for name in list_models():
+    names = list_models()
+    w = max(len(n) for n in names) + 2          # the name column fits the longest registered name
+    print(f"{'model':<{w}}{'N':>6}{'layers':>8}{'k':>5}{'active':>9}{'params':>11}")
+    for name in names:
         cfg = get_config(name)
-        print(f"{name:<18}{cfg.n_neurons:>6}{cfg.n_layers:>8}{cfg.k:>5}"
+        print(f"{name:<{w}}{cfg.n_neurons:>6}{cfg.n_layers:>8}{cfg.k:>5}"
               f"{100 * cfg.k / cfg.n_neurons:>8.2f}%{SLN(cfg).num_params():>11,}")
     return 0

@@ -94,3 +94,17 @@ def test_full_disk_during_a_checkpoint_keeps_the_last_one_and_says_resume(tmp_pa
     _, state = load_checkpoint(tmp_path / "checkpoint.safetensors")
     assert state["step"] == 4                                   # epoch 1's checkpoint (128 / 32 steps)
     assert not (tmp_path / ("checkpoint.safetensors" + TMP_SUFFIX)).exists()
+
+
+def test_models_table_columns_line_up_for_every_name(capsys) -> None:
+    """`sln models`: each row's N column ends where the header's does, whatever the longest name."""
+    from sln.config import get_config, list_models
+    from sln.train_cli import list_main
+    assert list_main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = list_models()
+    assert len(lines) == len(names) + 1
+    end = lines[0].index("N") + 1
+    for name, line in zip(names, lines[1:]):
+        assert line.startswith(name + " ")
+        assert line[:end].split()[-1] == str(get_config(name).n_neurons)

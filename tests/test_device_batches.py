@@ -27,9 +27,10 @@ from sln.model import SLN
 from sln.security.detect import DomainTask
 from sln.security.domains import VOCAB_SIZE, Sample
 from sln.security.ids import WINDOW, PacketTask
-from sln.sequence_tasks import SeriesTask, TSTransformer
+from sln.sequence_tasks import SeriesTask
 from sln.timeseries import TSSplits
 from sln.train import RunOptions, TrainSpec, fit
+from sln.ts_transformer import TSTransformer
 
 META = torch.device("meta")
 TEXT = ("It is a truth universally acknowledged, that a single man in possession of a good fortune, must be "

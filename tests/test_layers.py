@@ -31,6 +31,7 @@ FLOORS: dict[str, int] = {
     "sln.train": 3, "sln.engine": 3, "sln.quant": 3, "sln.export": 3, "sln.lm": 3,
     "sln.onnx_export": 3,   # ONNX graphs of the step and the classifier, onnxruntime parity
     "sln.sequence_tasks": 3, "sln.generate": 3, "sln.bench*": 3,
+    "sln.ts_transformer": 3,   # the time-series transformer baseline and its CLI (uses sequence_tasks' task)
     "sln.security.baselines": 3, "sln.security.flows": 3, "sln.security.bench": 3,
     "sln.security.detect": 3,   # the SLN detector's task and trainer (uses the training loop)
     "sln.security.detect_int8": 3,   # the detector's int8 export, C-runtime scoring, energy (quant, engine)

@@ -353,7 +353,7 @@ def test_transformer_baseline_reads_the_recipes_series_scaling() -> None:
     """series_norm "series" gives the transformer the SLN recipe's input (per-series z-score + the mean and
     log-scale of each of BasicMotions' 6 channels: 12 more input features, 12 x d_model more embedding
     weights); training and the dropped-step evaluation run on it."""
-    from sln.sequence_tasks import train_transformer_baseline
+    from sln.ts_transformer import train_transformer_baseline
     _basicmotions()
     kw = dict(epochs=1, d_model=16, progress=False, threads=1, limit_train=16, limit_test=8, device="cpu")
     g = train_transformer_baseline("basicmotions", **kw)

@@ -16,6 +16,7 @@ from sln.config import get_config
 from sln.model import SLN
 from sln.sequence_tasks import SeriesTask, prepare_ts, ts_spec
 from sln.timeseries import (
+    DATASETS,
     TSData,
     TSSplits,
     code_inputs,
@@ -304,6 +305,9 @@ def test_default_recipe_fits_a_tiny_synthetic_set() -> None:
     assert loss < 0.05, loss
     assert (logits.argmax(1) == data.y_train).all()
     assert act.mean[0].item() <= 0.03                                   # <= 3 % active at inference
+    # homeostasis is off in the recipe (boost_beta 0, docs/SEQUENCES.md "Homeostasis off"): training never
+    # moved the boost, so inference ranks the raw liquid states
+    assert cfg.boost_beta == 0.0 and torch.equal(model.cells[0].boost, torch.ones(cfg.n_neurons))
 
 
 def test_patched_checkpoint_evaluates_like_training(tmp_path) -> None:  # noqa: ANN001 (pytest's Path)
@@ -352,6 +356,8 @@ def test_ts_sln_summary_merge_and_table(tmp_path) -> None:  # noqa: ANN001
     pb.write_text(json.dumps(b))
     doc = merge([pa, pb])
     assert [x["name"] for x in doc["sets"]] == ["gunpoint", "plaid"] and "gunpoint" in doc["transformer"]
+    assert [x["name"] for x in merge([pb, pa])["sets"]] == ["gunpoint", "plaid"]   # DATASETS order, not the files'
+    assert list(DATASETS).index("gunpoint") < list(DATASETS).index("plaid")
     md = markdown(doc)
     assert "| GunPoint | 85.00 ± 5.00 | 2 | 0.100 | 49.33 | 91.33 | 90.67 | 99.78 |" in md
     assert "| PLAID | not run | 0 |" in md

@@ -159,3 +159,11 @@ def test_size_flag() -> None:
     for bad in ("32", "6x1", "8x0", "axb"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_size(bad)
+
+
+def test_stream_models_keep_the_recipe_they_were_measured_with() -> None:
+    """bench/ts_streams.* were measured with homeostasis on; the offline recipe turned it off (2026-12-03), the
+    streams' overrides keep it (and the stream-only settings) until they are re-measured."""
+    cfg = get_config("sln-ts-small", **SLN_OVERRIDES)
+    assert get_config("sln-ts-small").boost_beta == 0.0 and cfg.boost_beta == 1.0
+    assert (cfg.readout, cfg.max_series_steps, cfg.series_norm, cfg.min_steps) == ("mean", 0, "global", 0)

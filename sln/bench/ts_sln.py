@@ -33,9 +33,10 @@ import torch.nn.functional as F
 from ..checkpoint import load_checkpoint
 from ..config import get_config
 from ..model import SLN
-from ..sequence_tasks import SeriesTask, irregular_eval_sln, prepare_ts, train_transformer_baseline, ts_spec
+from ..sequence_tasks import SeriesTask, irregular_eval_sln, prepare_ts, ts_spec
 from ..timeseries import DATASETS, TSSplits, load_ts_dataset
 from ..train import CKPT, RunOptions, fit
+from ..ts_transformer import train_transformer_baseline
 from .measure import cpu_name
 
 
@@ -175,8 +176,9 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
-    """Several ts-sln result files -> one (the first file's header, the sets in first-seen order). A set in
-    several files (e.g. seed 0 in one, seeds 1-2 in another) gets all their runs, its summary recomputed;
+    """Several ts-sln result files -> one (the first file's header; the sets in the order of
+    sln.timeseries.DATASETS, whichever file they came from, others after them in first-seen order). A set
+    in several files (e.g. seed 0 in one, seeds 1-2 in another) gets all their runs, its summary recomputed;
     the same (set, seed) twice is refused."""
     docs = [json.loads(p.read_text()) for p in paths]
     sets: dict[str, dict[str, Any]] = {}
@@ -195,7 +197,9 @@ def merge(paths: list[Path]) -> dict[str, Any]:
         s["runs"].sort(key=lambda r: r.get("seed", 0))
         if s["runs"]:
             s["summary"] = summarise(s["runs"])
-    out = {**docs[0], "sets": list(sets.values()), "merged_from": [str(p) for p in paths],
+    order = {name: i for i, name in enumerate(DATASETS)}
+    ordered = sorted(sets.values(), key=lambda s: order.get(s["name"], len(order)))   # stable: others keep theirs
+    out = {**docs[0], "sets": ordered, "merged_from": [str(p) for p in paths],
            "transformer": {k: v for d in docs for k, v in d.get("transformer", {}).items()}}
     stops = [d["stopped"] for d in docs if d.get("stopped")]
     if stops:
