@@ -339,7 +339,9 @@ def test_timeseries_time_budget_stops_and_threads_are_honoured(tmp_path: Path,
     torch.set_num_threads(2)
     cfg = get_config("sln-ts-small", epochs=10_000, time_budget_s=1.0, **TINY_TS)
     t0 = time.monotonic()
-    m = train_timeseries(cfg, _ts_opts(tmp_path, threads=1))
+    # eval_points 0: every epoch evaluated, so the history counts the epochs (a budget run otherwise evaluates
+    # every budget / 25 s of training, and an epoch of 3 tiny steps can take less than that on an idle machine)
+    m = train_timeseries(cfg, _ts_opts(tmp_path, threads=1, eval_points=0))
     wall = time.monotonic() - t0
     assert 1.0 <= m["train_seconds"] < 2.0, m["train_seconds"]
     assert wall > m["train_seconds"]                          # per-epoch evaluation ran outside the budget
